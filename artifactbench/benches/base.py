@@ -1,0 +1,124 @@
+"""The two abstractions every bench source yields: tracks (metadata, lazy audio) and benches."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Literal
+
+import pyarrow.parquet as pq
+
+Label = Literal["ai", "real"]
+LABELS: tuple[str, ...] = ("ai", "real")
+SPLITS: tuple[str, ...] = ("train", "test", "all")
+
+AI_TPR_RULE = 0.90
+HARD_TPR_RULE = 0.60
+REAL_FPR_RULE = 0.05
+
+
+class ResolveError(Exception):
+    """A track's encoded bytes cannot be found or read (stage `resolve`)."""
+
+
+@dataclass(frozen=True)
+class ShardRef:
+    """Where one track's encoded bytes sit inside a parquet shard."""
+
+    path: str
+    row_group: int
+    row: int
+    column: str
+
+
+@dataclass(frozen=True)
+class Track:
+    """One track's metadata; the audio is read only when `read_bytes` is called."""
+
+    track_id: str
+    bench: str
+    subset: str
+    label: Label
+    generator: str
+    bench_origin: str
+    path: str | None = None
+    shard: ShardRef | None = None
+    extra: tuple[tuple[str, str], ...] = ()
+
+    def read_bytes(self) -> bytes:
+        if self.shard is not None:
+            return _shard_row_bytes(self.shard)
+        if self.path is None:
+            raise ResolveError("track has no audio location")
+        try:
+            with open(self.path, "rb") as fh:
+                return fh.read()
+        except OSError as exc:
+            raise ResolveError(f"cannot read {self.path}: {exc.strerror or exc}") from exc
+
+    def locator(self) -> str:
+        """A cheap identity of the stored bytes (no read): used to remember their sha256."""
+        ref = self.shard.path if self.shard else self.path
+        if ref is None:
+            return f"missing:{self.track_id}"
+        try:
+            st = os.stat(ref)
+        except OSError:
+            return f"missing:{ref}"
+        where = f"#{self.shard.row_group}:{self.shard.row}" if self.shard else ""
+        return f"{os.path.abspath(ref)}{where}|{st.st_size}|{st.st_mtime_ns}"
+
+
+@lru_cache(maxsize=2)
+def _row_group_audio(path: str, row_group: int, column: str) -> list[bytes | None]:
+    table = pq.ParquetFile(path).read_row_group(row_group, columns=[column])
+    col = table.column(column).to_pylist()
+    # Hugging Face `Audio` columns are structs {"bytes", "path"}; plain binary columns are bytes.
+    return [v["bytes"] if isinstance(v, dict) else v for v in col]
+
+
+def _shard_row_bytes(ref: ShardRef) -> bytes:
+    try:
+        blob = _row_group_audio(ref.path, ref.row_group, ref.column)[ref.row]
+    except (OSError, IndexError, KeyError, ValueError) as exc:
+        raise ResolveError(f"cannot read row {ref.row} of {ref.path}: {exc}") from exc
+    if not blob:
+        raise ResolveError(f"empty audio blob in {ref.path} row {ref.row}")
+    return blob
+
+
+@dataclass(frozen=True)
+class SubsetInfo:
+    """A sanity unit: its label and the rule it must meet at the run's threshold."""
+
+    name: str
+    label: Label
+    hard: bool = False
+
+    @property
+    def rule(self) -> dict[str, float | str]:
+        if self.label == "real":
+            return {"label": "real", "metric": "fpr", "op": "<=", "bound": REAL_FPR_RULE}
+        bound = HARD_TPR_RULE if self.hard else AI_TPR_RULE
+        return {"label": "ai", "metric": "tpr", "op": ">=", "bound": bound}
+
+
+@dataclass
+class Bench:
+    """A named, fingerprinted source of tracks."""
+
+    name: str
+    fingerprint: str
+    subsets: dict[str, SubsetInfo]
+    tracks: list[Track]
+    source: dict[str, str] = field(default_factory=dict)
+
+    def select(self, split: str) -> list[Track]:
+        if split == "all":
+            return list(self.tracks)
+        return [t for t in self.tracks if t.bench_origin == split]
+
+    def __iter__(self) -> Iterator[Track]:
+        return iter(self.tracks)

@@ -1,0 +1,79 @@
+"""Detector cards (facts, no code) and the small interface every detector module implements."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from artifactbench.audio import ViewSpec
+
+
+@dataclass(frozen=True)
+class AssetFile:
+    name: str
+    sha256: str | None = None
+
+
+@dataclass(frozen=True)
+class DetectorCard:
+    """Everything known about a detector without importing its backend."""
+
+    id: str
+    family: str
+    view: ViewSpec
+    threshold: float = 0.5
+    description: str = ""
+    params: str | None = None
+    licence: str | None = None
+    citation: str | None = None
+    repo: str | None = None
+    revision: str | None = None
+    files: tuple[AssetFile, ...] = ()
+    fits_on_bench: bool = False
+    published: dict[str, Any] = field(default_factory=dict)
+
+    def protocol_hash(self, decode_protocol: str) -> str:
+        """Hash of everything between the stored bytes and the model input."""
+        blob = json.dumps(
+            {"decode": decode_protocol, "view": asdict(self.view), "family": self.family},
+            sort_keys=True,
+        )
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+    def to_json(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["files"] = [asdict(f) for f in self.files]
+        return out
+
+
+class Unavailable(Exception):
+    """The detector's weights or backend are not here; `hint` is the command that fixes it."""
+
+    def __init__(self, message: str, hint: str) -> None:
+        super().__init__(message)
+        self.hint = hint
+
+
+class Detector(Protocol):
+    """A loaded detector: scores views, never decodes files and never writes results."""
+
+    card: DetectorCard
+    weights_sha256: str
+    provenance: dict[str, Any]
+
+    def score(self, views: list[np.ndarray]) -> list[float]:
+        """P(AI) per view; NaN marks a view the model could not score."""
+        ...
+
+
+def sha256_file(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
