@@ -32,9 +32,7 @@ CODECS: dict[str, CodecSpec] = {
 }
 
 
-def encode_audio(
-    audio: np.ndarray, rate: int, fmt: str, bitrate: int | None = None
-) -> bytes:
+def encode_audio(audio: np.ndarray, rate: int, fmt: str, bitrate: int | None = None) -> bytes:
     """Encode float audio ([samples] or [channels, samples], in [-1, 1]) to `fmt` bytes.
 
     Opus only runs at 48 kHz and below: the caller's rate is kept when the encoder accepts
@@ -66,9 +64,7 @@ def encode_audio(
             clipped = np.clip(data, -1.0, 1.0)
             for start in range(0, clipped.shape[1], frame_len):
                 block = np.ascontiguousarray(clipped[:, start : start + frame_len])
-                frame = av.AudioFrame.from_ndarray(
-                    block, format="fltp", layout=stream.layout.name
-                )
+                frame = av.AudioFrame.from_ndarray(block, format="fltp", layout=stream.layout.name)
                 frame.sample_rate = rate
                 frame.pts = None
                 for rframe in resampler.resample(frame):
