@@ -133,7 +133,8 @@ def _decode_blocks(
     limits: DecodeLimits,
 ) -> tuple[list[np.ndarray], int]:
     max_samples = None if limits.max_seconds is None else int(limits.max_seconds * rate) + 1
-    to_float = av.AudioResampler(format="fltp", layout=stream.layout, rate=rate)
+    # Packed float: PyAV's planar `to_ndarray` crashes the process on frames of 8+ channels.
+    to_float = av.AudioResampler(format="flt", layout=stream.layout, rate=rate)
     blocks: list[np.ndarray] = []
     n = 0
     try:
@@ -141,7 +142,8 @@ def _decode_blocks(
             if frame.sample_rate != rate or len(frame.layout.channels) != channels:
                 raise DecodeError("sample rate or channel count changes mid-stream")
             for out in to_float.resample(frame):
-                block = out.to_ndarray().mean(axis=0, dtype=np.float64).astype(np.float32)
+                frames = out.to_ndarray().reshape(-1, channels)
+                block = frames.mean(axis=1, dtype=np.float64).astype(np.float32)
                 blocks.append(block)
                 n += block.shape[0]
             if max_samples is not None and n > max_samples:
