@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -35,6 +36,7 @@ class DetectorCard:
     revision: str | None = None
     files: tuple[AssetFile, ...] = ()
     fits_on_bench: bool = False
+    module: str | None = None
     published: dict[str, Any] = field(default_factory=dict)
 
     def protocol_hash(self, decode_protocol: str) -> str:
@@ -57,6 +59,24 @@ class Unavailable(Exception):
     def __init__(self, message: str, hint: str) -> None:
         super().__init__(message)
         self.hint = hint
+
+
+@dataclass(frozen=True)
+class FitPlan:
+    """For detectors fitted on a bench: where the fit is cached and the train examples."""
+
+    cache_path: Path
+    examples: Callable[[], Iterable[tuple[np.ndarray, str]]]
+    record: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class LoadContext:
+    """What a backend's `load(card, weights, context)` may use besides its card."""
+
+    device: str = "cpu"
+    seed: int = 0
+    fit_plan: FitPlan | None = None
 
 
 class Detector(Protocol):

@@ -1,0 +1,33 @@
+"""Bench sources by name: `demo` (embedded, generated on first use) and `folder:PATH`."""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+
+from artifactbench.benches.base import Bench
+
+BENCH_CHOICES = ("demo", "folder:PATH")
+
+
+class UnknownBench(ValueError):
+    """A bench spec that names no source; the message lists the valid forms."""
+
+
+def open_bench(spec: str) -> Bench:
+    """Resolve a `--bench` value to a Bench (metadata only; no audio is read)."""
+    name, _, arg = spec.partition(":")
+    if name == "demo" and not arg:
+        from artifactbench.benches.demo import load_demo_bench
+
+        return load_demo_bench()
+    if name == "folder" and arg:
+        from artifactbench.benches.folder import load_folder_bench
+
+        path = Path(arg).expanduser()
+        if not path.is_dir():
+            raise UnknownBench(f"bench folder not found: {path}")
+        return load_folder_bench(path)
+    close = difflib.get_close_matches(name, [c.split(":")[0] for c in BENCH_CHOICES], n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close and close[0] != name else ""
+    raise UnknownBench(f"unknown bench {spec!r}{hint}; choose from: {', '.join(BENCH_CHOICES)}")

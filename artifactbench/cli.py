@@ -1,0 +1,276 @@
+"""The `artifactbench` command: parses options, calls one function, prints the result."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    help="Benchmark harness for detectors of AI-generated music.",
+)
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
+
+
+class Split(StrEnum):
+    train = "train"
+    test = "test"
+    all = "all"
+
+
+class UsageProblem(Exception):
+    """Wrong input from the user: printed as one line, exit code 2."""
+
+
+def _default_workers() -> int:
+    return max(1, (os.cpu_count() or 2) - 1)
+
+
+def _progress_hook(progress: Progress):  # noqa: ANN202 - returns the runner's ProgressHook
+    def start(label: str, total: int):  # noqa: ANN202
+        task = progress.add_task(label, total=total)
+        return lambda n: progress.advance(task, n)
+
+    return start
+
+
+def _parse_bench(spec: str):  # noqa: ANN202
+    from artifactbench.benches import UnknownBench, open_bench
+
+    try:
+        return open_bench(spec)
+    except (UnknownBench, ValueError) as exc:
+        raise UsageProblem(str(exc)) from exc
+
+
+def _parse_models(spec: str):  # noqa: ANN202
+    from artifactbench.detectors.registry import UnknownModel, resolve_models
+
+    try:
+        return resolve_models(spec)
+    except UnknownModel as exc:
+        raise UsageProblem(str(exc)) from exc
+
+
+def _weights_for(cards: list, weights: Path | None) -> dict[str, Path]:
+    if weights is None:
+        return {}
+    if len(cards) != 1:
+        raise UsageProblem("--weights applies to exactly one model; name it with --models")
+    if not weights.exists():
+        raise UsageProblem(f"weights not found: {weights}")
+    return {cards[0].id: weights}
+
+
+@app.command()
+def run(
+    bench: Annotated[str, typer.Option(help="demo | folder:PATH")] = "demo",
+    models: Annotated[str, typer.Option(help="'all' or comma-separated model ids")] = "all",
+    split: Annotated[Split, typer.Option(help="bench_origin to score")] = Split.test,
+    limit: Annotated[int | None, typer.Option(min=1, help="score a seeded sample of N")] = None,
+    batch_size: Annotated[int, typer.Option(min=1)] = 16,
+    workers: Annotated[int, typer.Option(min=0, help="decode processes (0: in-process)")] = (
+        _default_workers()
+    ),
+    device: Annotated[str, typer.Option(help="cpu | cuda | cuda:N")] = "cpu",
+    threshold: Annotated[float, typer.Option(min=0.0, max=1.0)] = 0.5,
+    seed: Annotated[int, typer.Option()] = 0,
+    out_dir: Annotated[Path, typer.Option("--out", help="where run directories go")] = Path("runs"),
+    weights: Annotated[Path | None, typer.Option(help="weights file for the one model")] = None,
+    strict: Annotated[bool, typer.Option(help="an unavailable model is an error")] = False,
+) -> None:
+    """Score a bench with detectors and write a run directory (the results contract)."""
+    from artifactbench.detectors.base import Unavailable
+    from artifactbench.runner import RunOptions
+    from artifactbench.runner import run as run_bench
+
+    bench_obj = _parse_bench(bench)
+    cards = _parse_models(models)
+    options = RunOptions(
+        split=split.value, limit=limit, batch_size=batch_size, workers=workers, device=device,
+        threshold=threshold, seed=seed, out=out_dir, strict=strict,
+        weights=_weights_for(cards, weights),
+    )  # fmt: skip
+    available = len(bench_obj.select(split.value))
+    if limit is not None and limit < available:
+        err.print(
+            f"[yellow]warning:[/yellow] --limit {limit}: scoring {limit} of {available} tracks "
+            "(a seeded sample; recorded in run.json)"
+        )
+    columns = (
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+        TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
+    )  # fmt: skip
+    try:
+        with Progress(*columns, console=err, transient=False) as progress:
+            result = run_bench(bench_obj, cards, options, _progress_hook(progress))
+    except Unavailable as exc:
+        raise UsageProblem(f"{exc} (fix: {exc.hint})") from exc
+    for skip in result.skipped:
+        err.print(f"[yellow]skipped {skip.model}:[/yellow] {skip.reason}; fix: {skip.hint}")
+    _print_run(result.run_dir)
+    out.print(f"run directory: {result.run_dir}")
+
+
+def _print_run(run_dir: Path) -> None:
+    from artifactbench.reports import print_summary
+
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    sanity = json.loads((run_dir / "sanity.json").read_text())
+    print_summary(out, metrics, sanity)
+
+
+def _latest_run(runs: Path) -> Path:
+    found = sorted(runs.glob("*/predictions.parquet"), key=lambda p: p.stat().st_mtime)
+    if not found:
+        raise UsageProblem(f"no run found under {runs}; give RUN_DIR or run `artifactbench run`")
+    return found[-1].parent
+
+
+def _predictions(run_dir: Path) -> Path:
+    path = run_dir / "predictions.parquet"
+    if not path.is_file():
+        raise UsageProblem(f"{run_dir} is not a run directory (no predictions.parquet)")
+    return path
+
+
+@app.command()
+def sanity(
+    run_dir: Annotated[Path | None, typer.Argument(help="run directory (default: latest)")] = None,
+    runs: Annotated[Path, typer.Option("--runs", help="where to look for the latest")] = Path(
+        "runs"
+    ),
+) -> None:
+    """Print the per-subset sanity table of a run, from its predictions alone."""
+    from artifactbench.reports import build_results, read_predictions
+    from artifactbench.reports.tables import sanity_markdown
+
+    path = _predictions(run_dir or _latest_run(runs))
+    preds, meta = read_predictions(path)
+    _, table = build_results(preds, meta)
+    out.print(sanity_markdown(table, f"Sanity: {path.parent.name}"), markup=False)
+
+
+@app.command()
+def report(run_dir: Annotated[Path, typer.Argument(help="run directory")]) -> None:
+    """Rebuild every table and plot of a run from predictions.parquet (no model is called)."""
+    from artifactbench.reports import write_reports
+
+    written = write_reports(_predictions(run_dir), run_dir)
+    _print_run(run_dir)
+    out.print(f"rebuilt: {', '.join(sorted(p.name for p in written.values()))}")
+
+
+@app.command()
+def score(
+    files: Annotated[list[Path], typer.Argument(help="audio files")],
+    model: Annotated[str, typer.Option(help="model id")],
+    weights: Annotated[Path | None, typer.Option(help="weights file")] = None,
+    bench: Annotated[str, typer.Option(help="bench a bench-fitted model fits on")] = "demo",
+    as_json: Annotated[bool, typer.Option("--json", help="one JSON object per line")] = False,
+    threshold: Annotated[float | None, typer.Option(min=0.0, max=1.0)] = None,
+) -> None:
+    """Score audio files with one model: path, P(AI), verdict per line."""
+    from artifactbench.audio import DecodeError, decode_audio, detector_view
+    from artifactbench.runner import RunOptions, load_models
+
+    cards = _parse_models(model)
+    if len(cards) != 1:
+        raise UsageProblem("score takes exactly one --model")
+    card = cards[0]
+    options = RunOptions(workers=_default_workers(), weights=_weights_for(cards, weights))
+    bench_obj = _parse_bench(bench) if card.fits_on_bench and weights is None else None
+    from artifactbench.detectors.base import Unavailable
+
+    try:
+        loaded, skipped = load_models(cards, bench_obj, RunOptions(**{**vars(options)}))
+    except Unavailable as exc:
+        raise UsageProblem(str(exc)) from exc
+    if skipped:
+        raise UsageProblem(f"{card.id} is unavailable: {skipped[0].reason}; fix: {skipped[0].hint}")
+    detector = loaded[0]
+    cut = threshold if threshold is not None else card.threshold
+    failures = 0
+    for path in files:
+        try:
+            view = detector_view(decode_audio(path), card.view)
+            prob = detector.score([view])[0]
+            verdict = "ai" if prob >= cut else "real"
+            record = {"path": str(path), "prob": prob, "verdict": verdict, "model": card.id}
+        except DecodeError as exc:
+            failures += 1
+            record = {"path": str(path), "prob": None, "verdict": None, "error": str(exc)}
+        if as_json:
+            out.print(json.dumps(record), markup=False, highlight=False)
+        elif record["prob"] is None:
+            err.print(f"{path}\terror: {record['error']}", markup=False, highlight=False)
+        else:
+            out.print(f"{path}\t{prob:.4f}\t{verdict}", markup=False, highlight=False)
+    if failures:
+        raise typer.Exit(1)
+
+
+@app.command()
+def benches() -> None:
+    """List bench sources and whether each is ready here."""
+    from artifactbench.benches import demo_status
+
+    out.print(f"demo\t{demo_status()}", markup=False)
+    out.print(
+        "folder:PATH\tyour own audio: PATH/manifest.csv, or PATH/ai and PATH/real", markup=False
+    )
+
+
+@app.command()
+def models() -> None:
+    """List detectors (from their cards) and whether each can run here."""
+    from artifactbench.detectors.registry import availability, cards
+
+    for card in cards().values():
+        out.print(f"{card.id}\t{card.family}\t{availability(card)}", markup=False)
+
+
+def _fail(message: str, code: int = 2) -> None:
+    sys.stderr.write(f"error: {message}\n")
+    sys.exit(code)
+
+
+def main() -> None:
+    """Entry point: wrong input is one line on stderr and exit code 2, never a traceback."""
+    command = typer.main.get_command(app)
+    try:
+        code = command.main(args=sys.argv[1:], prog_name="artifactbench", standalone_mode=False)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        _fail("aborted", 130)
+    except UsageProblem as exc:
+        _fail(str(exc))
+    except typer.TyperException as exc:  # click's usage errors, vendored by typer
+        if type(exc).__name__ == "NoArgsIsHelpError":
+            sys.stdout.write(exc.format_message() + "\n")
+            sys.exit(0)
+        message = " ".join(exc.format_message().replace("Value error, ", "").split())
+        if "No such command" in message:
+            message += f" Commands: {', '.join(command.commands)}."
+        _fail(message, getattr(exc, "exit_code", 2))
+    sys.exit(code if isinstance(code, int) else 0)

@@ -1,0 +1,424 @@
+"""Bench x detectors -> score store -> run directory.
+
+The runner owns the order of work: load each detector once, skip every (detector, audio) pair the
+store already answers, decode the rest once in worker processes while the main process scores in
+batches, commit each batch, then export `predictions.parquet` and hand over to the reports.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import subprocess
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from artifactbench import __version__
+from artifactbench.audio import DECODE_PROTOCOL, ViewSpec
+from artifactbench.benches.base import Bench, Track
+from artifactbench.decoding import Decoded, decode_stream
+from artifactbench.detectors.base import (
+    Detector,
+    DetectorCard,
+    FitPlan,
+    LoadContext,
+    Unavailable,
+)
+from artifactbench.detectors.registry import backend
+from artifactbench.paths import cache_dir
+from artifactbench.store import ScoreKey, ScoreRow, ScoreStore
+
+PREDICTION_COLUMNS = (
+    "model", "track_id", "bench", "subset", "label", "generator", "bench_origin",
+    "prob", "status", "stage", "error", "seconds",
+)  # fmt: skip
+
+
+@dataclass
+class RunOptions:
+    split: str = "test"
+    limit: int | None = None
+    batch_size: int = 16
+    workers: int = 1
+    device: str = "cpu"
+    threshold: float = 0.5
+    seed: int = 0
+    out: Path = Path("runs")
+    strict: bool = False
+    weights: dict[str, Path] = field(default_factory=dict)
+
+
+@dataclass
+class Skipped:
+    model: str
+    reason: str
+    hint: str
+
+
+@dataclass
+class LoadedModel:
+    detector: Detector
+    key: ScoreKey
+    view_index: int
+
+
+@dataclass
+class RunResult:
+    run_dir: Path
+    models: list[str]
+    skipped: list[Skipped]
+    n_tracks: int
+    detector_calls: int
+    seconds: float
+
+
+ProgressHook = Callable[[str, int], Callable[[int], None]]
+
+
+def _no_progress(_label: str, _total: int) -> Callable[[int], None]:
+    return lambda _n: None
+
+
+def limit_tracks(tracks: list[Track], limit: int | None, seed: int) -> list[Track]:
+    """A seeded, bench-order-preserving sample of `limit` tracks (all subsets stay represented)."""
+    if limit is None or limit >= len(tracks):
+        return tracks
+    rank = sorted(
+        range(len(tracks)),
+        key=lambda i: hashlib.sha256(f"{seed}:{tracks[i].track_id}".encode()).hexdigest(),
+    )
+    keep = set(rank[:limit])
+    return [t for i, t in enumerate(tracks) if i in keep]
+
+
+def fit_plan(card: DetectorCard, bench: Bench, workers: int) -> FitPlan | None:
+    """How a bench-fitted detector fits: on the bench's train split only, cached by its identity."""
+    train = bench.select("train")
+    if not card.fits_on_bench or not train:
+        return None
+    ids = sorted(t.track_id for t in train)
+    identity = json.dumps(
+        {"card": card.id, "view": card.protocol_hash(DECODE_PROTOCOL), "bench": bench.fingerprint,
+         "ids": ids},
+        sort_keys=True,
+    )  # fmt: skip
+    digest = hashlib.sha256(identity.encode()).hexdigest()[:16]
+    record = {
+        "bench": bench.name,
+        "bench_fingerprint": bench.fingerprint,
+        "split": "train",
+        "train_ids_sha256": hashlib.sha256("\n".join(ids).encode()).hexdigest(),
+        "n_train_tracks": len(ids),
+    }
+
+    def examples() -> Iterator[tuple[np.ndarray, str]]:
+        items = list(enumerate(train))
+        for decoded in decode_stream(items, [card.view], workers):
+            if decoded.views is not None:
+                yield decoded.views[0], train[decoded.index].label
+
+    return FitPlan(cache_dir() / "fits" / f"{card.id}-{digest}.json", examples, record)
+
+
+def load_models(
+    cards: Iterable[DetectorCard], bench: Bench | None, options: RunOptions
+) -> tuple[list[Detector], list[Skipped]]:
+    """Load every chosen detector once; an unavailable one is skipped with its fix (or raised)."""
+    loaded, skipped = [], []
+    for card in cards:
+        plan = fit_plan(card, bench, options.workers) if bench is not None else None
+        context = LoadContext(device=options.device, seed=options.seed, fit_plan=plan)
+        try:
+            loaded.append(backend(card).load(card, options.weights.get(card.id), context))
+        except Unavailable as exc:
+            if options.strict:
+                raise
+            skipped.append(Skipped(card.id, str(exc), exc.hint))
+    return loaded, skipped
+
+
+class _Scorer:
+    """Buffers views per detector, scores full batches and commits each to the store."""
+
+    def __init__(self, models: list[LoadedModel], store: ScoreStore, batch_size: int) -> None:
+        self.models = models
+        self.store = store
+        self.batch_size = batch_size
+        self.buffers: list[list[tuple[str, np.ndarray]]] = [[] for _ in models]
+        self.pending_locators: list[tuple[str, str]] = []
+        self.calls = 0
+
+    def add(self, model_index: int, sha: str, view: np.ndarray) -> None:
+        self.buffers[model_index].append((sha, view))
+        if len(self.buffers[model_index]) >= self.batch_size:
+            self.flush(model_index)
+
+    def fail(self, rows: list[tuple[ScoreKey, str, ScoreRow]]) -> None:
+        self.store.write(rows, self._take_locators())
+
+    def remember(self, locator: str, sha: str) -> None:
+        self.pending_locators.append((locator, sha))
+
+    def _take_locators(self) -> list[tuple[str, str]]:
+        taken, self.pending_locators = self.pending_locators, []
+        return taken
+
+    def flush(self, model_index: int) -> None:
+        batch = self.buffers[model_index]
+        if not batch:
+            return
+        self.buffers[model_index] = []
+        model = self.models[model_index]
+        rows = [(model.key, sha, row) for sha, row in self._score(model.detector, batch)]
+        self.store.write(rows, self._take_locators())
+
+    def flush_all(self) -> None:
+        for i in range(len(self.models)):
+            self.flush(i)
+        if self.pending_locators:
+            self.store.write([], self._take_locators())
+
+    def _score(
+        self, detector: Detector, batch: list[tuple[str, np.ndarray]]
+    ) -> list[tuple[str, ScoreRow]]:
+        """Score a batch; if it raises, score its tracks one by one so one bad track fails alone."""
+        start = time.perf_counter()
+        try:
+            self.calls += 1
+            probs = detector.score([view for _, view in batch])
+            per = (time.perf_counter() - start) / len(batch)
+            return [(sha, _score_row(p, per)) for (sha, _), p in zip(batch, probs, strict=True)]
+        except Exception as exc:  # noqa: BLE001 - a model error is a recorded failure
+            if len(batch) == 1:
+                return [(batch[0][0], _inference_failure(exc))]
+        out = []
+        for sha, view in batch:
+            one = time.perf_counter()
+            try:
+                self.calls += 1
+                prob = detector.score([view])[0]
+                out.append((sha, _score_row(prob, time.perf_counter() - one)))
+            except Exception as exc:  # noqa: BLE001 - a model error is a recorded failure
+                out.append((sha, _inference_failure(exc)))
+        return out
+
+
+def _inference_failure(exc: Exception) -> ScoreRow:
+    message = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
+    return ScoreRow(None, "failed", "inference", message, 0.0)
+
+
+def _score_row(prob: float, seconds: float) -> ScoreRow:
+    if prob is None or not np.isfinite(prob):
+        return ScoreRow(None, "failed", "inference", "model returned a non-finite score", seconds)
+    return ScoreRow(float(prob), "scored", None, None, seconds)
+
+
+def score_tracks(
+    tracks: list[Track],
+    models: list[Detector],
+    store: ScoreStore,
+    options: RunOptions,
+    progress: ProgressHook = _no_progress,
+) -> tuple[dict[int, str], dict[int, Decoded], int]:
+    """Fill the store for every (model, track) pair not yet answered.
+
+    Returns the audio sha256 of each track index, the resolve failures by index, and the number
+    of detector calls made.
+    """
+    specs: list[ViewSpec] = []
+    loaded = []
+    for det in models:
+        if det.card.view not in specs:
+            specs.append(det.card.view)
+        key = ScoreKey(det.card.id, det.weights_sha256, det.card.protocol_hash(DECODE_PROTOCOL))
+        loaded.append(LoadedModel(det, key, specs.index(det.card.view)))
+    done = [store.scored_audio(m.key) for m in loaded]
+    locators = {i: t.locator() for i, t in enumerate(tracks)}
+    known = store.known_audio(locators.values())
+    shas: dict[int, str] = {}
+    todo: list[tuple[int, Track]] = []
+    for i, track in enumerate(tracks):
+        sha = known.get(locators[i])
+        if sha is not None and all(sha in d for d in done):
+            shas[i] = sha
+        else:
+            todo.append((i, track))
+    advance = progress("scoring", len(todo))
+    scorer = _Scorer(loaded, store, options.batch_size)
+    resolve_failures: dict[int, Decoded] = {}
+    for decoded in decode_stream(todo, specs, options.workers):
+        advance(1)
+        if decoded.audio_sha256 is None:
+            resolve_failures[decoded.index] = decoded
+            continue
+        sha = decoded.audio_sha256
+        shas[decoded.index] = sha
+        scorer.remember(locators[decoded.index], sha)
+        needs = [j for j, d in enumerate(done) if sha not in d]
+        for j in needs:
+            done[j].add(sha)
+        if decoded.views is None:
+            row = ScoreRow(None, "failed", decoded.stage, decoded.error, decoded.seconds)
+            scorer.fail([(loaded[j].key, sha, row) for j in needs])
+            continue
+        for j in needs:
+            scorer.add(j, sha, decoded.views[loaded[j].view_index])
+    scorer.flush_all()
+    return shas, resolve_failures, scorer.calls
+
+
+def predictions_table(
+    tracks: list[Track],
+    models: list[Detector],
+    store: ScoreStore,
+    shas: dict[int, str],
+    resolve_failures: dict[int, Decoded],
+) -> list[dict[str, Any]]:
+    """One row per (model, track), from the store alone plus this run's resolve failures."""
+    rows = []
+    for det in models:
+        key = ScoreKey(det.card.id, det.weights_sha256, det.card.protocol_hash(DECODE_PROTOCOL))
+        answers = store.fetch(key, shas.values())
+        for i, track in enumerate(tracks):
+            base = {
+                "model": det.card.id, "track_id": track.track_id, "bench": track.bench,
+                "subset": track.subset, "label": track.label, "generator": track.generator,
+                "bench_origin": track.bench_origin,
+            }  # fmt: skip
+            if i in resolve_failures:
+                failure = resolve_failures[i]
+                rows.append({**base, "prob": None, "status": "failed", "stage": "resolve",
+                             "error": failure.error, "seconds": 0.0})  # fmt: skip
+                continue
+            answer = answers[shas[i]]
+            rows.append({**base, "prob": answer.prob, "status": answer.status,
+                         "stage": answer.stage, "error": answer.error,
+                         "seconds": answer.seconds})  # fmt: skip
+    return rows
+
+
+def write_predictions(rows: list[dict[str, Any]], meta: dict[str, Any], path: Path) -> None:
+    """Write the contract file atomically, with the sanity rules and threshold as metadata."""
+    schema = pa.schema(
+        [
+            ("model", pa.string()), ("track_id", pa.string()), ("bench", pa.string()),
+            ("subset", pa.string()), ("label", pa.string()), ("generator", pa.string()),
+            ("bench_origin", pa.string()), ("prob", pa.float64()), ("status", pa.string()),
+            ("stage", pa.string()), ("error", pa.string()), ("seconds", pa.float64()),
+        ],
+        metadata={"artifactbench": json.dumps(meta, sort_keys=True)},
+    )  # fmt: skip
+    table = pa.Table.from_pylist(rows, schema=schema)
+    tmp = path.with_suffix(".parquet.tmp")
+    pq.write_table(table, tmp)
+    os.replace(tmp, path)
+
+
+def new_run_dir(out: Path, bench: str, split: str) -> Path:
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    safe = "".join(c if c.isalnum() or c in "-_." else "-" for c in bench).strip("-")
+    base = out / f"{safe}-{split}-{stamp}"
+    run_dir, n = base, 1
+    while run_dir.exists():
+        n += 1
+        run_dir = base.with_name(f"{base.name}-{n}")
+    run_dir.mkdir(parents=True)
+    return run_dir
+
+
+def _git_revision() -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True,
+            text=True, timeout=5, check=True,
+        )  # fmt: skip
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None
+
+
+def _versions() -> dict[str, str]:
+    names = ("numpy", "scipy", "pandas", "pyarrow", "scikit-learn", "av", "soxr", "torch",
+             "onnxruntime")  # fmt: skip
+    found = {"python": platform.python_version()}
+    for name in names:
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return found
+
+
+def run(
+    bench: Bench,
+    cards: list[DetectorCard],
+    options: RunOptions,
+    progress: ProgressHook = _no_progress,
+    store_path: Path | None = None,
+) -> RunResult:
+    """Run the benchmark and leave every file of the results contract in a new run directory."""
+    from artifactbench.reports import write_reports
+
+    started = time.perf_counter()
+    selected = bench.select(options.split)
+    tracks = limit_tracks(selected, options.limit, options.seed)
+    models, skipped = load_models(cards, bench, options)
+    run_dir = new_run_dir(options.out, bench.name, options.split)
+    with ScoreStore(store_path or options.out / "scores.sqlite") as store:
+        shas, resolve_failures, calls = score_tracks(tracks, models, store, options, progress)
+        rows = predictions_table(tracks, models, store, shas, resolve_failures)
+    subsets = sorted({t.subset for t in tracks})
+    meta = {
+        "threshold": options.threshold,
+        "seed": options.seed,
+        "bench": bench.name,
+        "split": options.split,
+        "subsets": {s: bench.subsets[s].rule for s in subsets},
+        "models": {m.card.id: {"params": m.card.params} for m in models},
+    }
+    write_predictions(rows, meta, run_dir / "predictions.parquet")
+    run_json = {
+        "harness": {"version": __version__, "git_revision": _git_revision()},
+        "bench": {"name": bench.name, "fingerprint": bench.fingerprint, "source": bench.source},
+        "split": options.split,
+        "seed": options.seed,
+        "threshold": options.threshold,
+        "device": options.device,
+        "batch_size": options.batch_size,
+        "workers": options.workers,
+        "limit": {"requested": options.limit, "original": len(selected), "effective": len(tracks)},
+        "decode_protocol": DECODE_PROTOCOL,
+        "detectors": {
+            m.card.id: {
+                "card": m.card.to_json(),
+                "weights_sha256": m.weights_sha256,
+                "protocol_hash": m.card.protocol_hash(DECODE_PROTOCOL),
+                "provenance": m.provenance,
+            }
+            for m in models
+        },
+        "skipped": {s.model: {"reason": s.reason, "fix": s.hint} for s in skipped},
+        "store": str((store_path or options.out / "scores.sqlite").resolve()),
+        "detector_calls": calls,
+        "seconds": round(time.perf_counter() - started, 3),
+        "finished_utc": datetime.now(UTC).isoformat(timespec="seconds"),
+        "packages": _versions(),
+    }
+    (run_dir / "run.json").write_text(json.dumps(run_json, indent=2, sort_keys=True) + "\n")
+    write_reports(run_dir / "predictions.parquet", run_dir, seed=options.seed)
+    return RunResult(
+        run_dir, [m.card.id for m in models], skipped, len(tracks), calls,
+        time.perf_counter() - started,
+    )  # fmt: skip
