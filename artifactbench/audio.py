@@ -159,9 +159,21 @@ def _duration_is_exact(format_name: str, data: bytes) -> bool:
     if format_name in ("aac", "adts"):
         return False
     if format_name == "mp3":
-        head = data[: 1 << 16]
+        start = _id3v2_size(data)
+        head = data[start : start + 4096]
         return any(tag in head for tag in (b"Xing", b"Info", b"VBRI"))
     return True
+
+
+def _id3v2_size(data: bytes) -> int:
+    """Length of a leading ID3v2 tag (cover art can make it large), 0 when there is none."""
+    if len(data) < 10 or data[:3] != b"ID3":
+        return 0
+    size = 0
+    for byte in data[6:10]:
+        size = (size << 7) | (byte & 0x7F)
+    footer = 10 if data[5] & 0x10 else 0
+    return 10 + size + footer
 
 
 def _wav_missing_bytes(data: bytes) -> int:

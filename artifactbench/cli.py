@@ -103,8 +103,8 @@ def run(
     from artifactbench.runner import RunOptions
     from artifactbench.runner import run as run_bench
 
-    bench_obj = _parse_bench(bench)
     cards = _parse_models(models)
+    bench_obj = _parse_bench(bench)
     options = RunOptions(
         split=split.value, limit=limit, batch_size=batch_size, workers=workers, device=device,
         threshold=threshold, seed=seed, out=out_dir, strict=strict,
@@ -167,7 +167,7 @@ def sanity(
     path = _predictions(run_dir or _latest_run(runs))
     preds, meta = read_predictions(path)
     _, table = build_results(preds, meta)
-    out.print(sanity_markdown(table, f"Sanity: {path.parent.name}"), markup=False)
+    out.print(sanity_markdown(table), markup=False)
 
 
 @app.command()
@@ -220,11 +220,11 @@ def score(
             failures += 1
             record = {"path": str(path), "prob": None, "verdict": None, "error": str(exc)}
         if as_json:
-            out.print(json.dumps(record), markup=False, highlight=False)
+            print(json.dumps(record), flush=True)
         elif record["prob"] is None:
-            err.print(f"{path}\terror: {record['error']}", markup=False, highlight=False)
+            print(f"{path}\terror: {record['error']}", file=sys.stderr, flush=True)
         else:
-            out.print(f"{path}\t{prob:.4f}\t{verdict}", markup=False, highlight=False)
+            print(f"{path}\t{prob:.4f}\t{verdict}", flush=True)
     if failures:
         raise typer.Exit(1)
 
@@ -234,10 +234,8 @@ def benches() -> None:
     """List bench sources and whether each is ready here."""
     from artifactbench.benches import demo_status
 
-    out.print(f"demo\t{demo_status()}", markup=False)
-    out.print(
-        "folder:PATH\tyour own audio: PATH/manifest.csv, or PATH/ai and PATH/real", markup=False
-    )
+    print(f"demo\t{demo_status()}")
+    print("folder:PATH\tyour own audio: PATH/manifest.csv, or PATH/ai and PATH/real")
 
 
 @app.command()
@@ -246,7 +244,7 @@ def models() -> None:
     from artifactbench.detectors.registry import availability, cards
 
     for card in cards().values():
-        out.print(f"{card.id}\t{card.family}\t{availability(card)}", markup=False)
+        print(f"{card.id}\t{card.family}\t{availability(card)}")
 
 
 def _fail(message: str, code: int = 2) -> None:

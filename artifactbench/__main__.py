@@ -1,0 +1,5 @@
+"""`python -m artifactbench` runs the CLI."""
+
+from artifactbench.cli import main
+
+main()

@@ -1,0 +1,140 @@
+"""The command line as a user meets it: exit codes, one-line errors, resume after SIGKILL."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from artifactbench.codecs import encode_audio
+from tests.conftest import RATE, music, python_cli, upsampled
+
+
+def cli(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [*python_cli(), *args], cwd=cwd, capture_output=True, text=True, timeout=300,
+        env={**os.environ, **(env or {})},
+    )  # fmt: skip
+
+
+def folder_bench(root: Path, n: int = 6, broken: bool = True) -> Path:
+    """A `folder:` bench with a manifest: real tones and upsampled tones, train and test."""
+    root.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for i in range(n):
+        origin = "train" if i % 2 == 0 else "test"
+        (root / f"real{i}.flac").write_bytes(encode_audio(music(i), RATE, "flac"))
+        (root / f"ai{i}.mp3").write_bytes(
+            encode_audio(upsampled(music(100 + i), seed=i), RATE, "mp3", 128000)
+        )
+        rows.append([f"real{i}.flac", "real", "real_tones", origin])
+        rows.append([f"ai{i}.mp3", "ai", "ai_upsampled", origin])
+    if broken:
+        (root / "broken.mp3").write_bytes(b"ID3" + b"\x00" * 300)
+        rows.append(["broken.mp3", "ai", "ai_upsampled", "test"])
+        rows.append(["gone.flac", "real", "real_tones", "test"])
+    with open(root / "manifest.csv", "w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["path", "label", "subset", "bench_origin"])
+        writer.writerows(rows)
+    return root
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["run", "--split", "foo"], "'train', 'test', 'all'"),
+        (["run", "--models", "fakeprnt"], "did you mean 'fakeprint'"),
+        (["run", "--bench", "dmo"], "choose from: demo, folder:PATH"),
+        (["run", "--bench", "folder:/no/such/dir"], "bench folder not found"),
+        (["run", "--limit", "0"], "--limit"),
+        (["run", "--nope"], "No such option: --nope"),
+        (["frobnicate"], "Commands: run, sanity, report, score"),
+        (["report", "/no/such/run"], "not a run directory"),
+        (["score", "x.wav", "--model", "nope"], "choose from: all, fakeprint"),
+    ],
+)
+def test_wrong_input_is_one_line_and_exit_2(tmp_path: Path, args: list[str], needle: str) -> None:
+    done = cli(*args, cwd=tmp_path)
+    assert done.returncode == 2, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), done.stderr
+    assert needle in lines[0]
+    assert "Traceback" not in done.stderr
+
+
+def test_run_then_sanity_and_report_rebuild_identically(tmp_path: Path) -> None:
+    bench = folder_bench(tmp_path / "bench")
+    done = cli("run", "--bench", f"folder:{bench}", "--models", "fakeprint", "--split", "all",
+               "--workers", "1", cwd=tmp_path)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    run_dir = Path(done.stdout.strip().splitlines()[-1].split(": ", 1)[1])
+    run_dir = run_dir if run_dir.is_absolute() else tmp_path / run_dir
+    assert "FAIL / N" in done.stdout and "ETA" in done.stderr
+    before = {p: (run_dir / p).read_bytes() for p in
+              ("metrics.json", "sanity.json", "sanity.md", "report.md")}  # fmt: skip
+    for p in before:
+        (run_dir / p).unlink()
+    (run_dir / "roc.png").unlink()
+    rebuilt = cli("report", str(run_dir), cwd=tmp_path)
+    assert rebuilt.returncode == 0, rebuilt.stderr
+    for p, content in before.items():
+        assert (run_dir / p).read_bytes() == content, p
+    assert (run_dir / "roc.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    latest = cli("sanity", cwd=tmp_path)
+    assert latest.returncode == 0, latest.stderr
+    assert "real_tones" in latest.stdout and "FAIL" in latest.stdout
+
+
+def test_score_files_one_line_each_and_nonzero_for_a_bad_file(tmp_path: Path) -> None:
+    bench = folder_bench(tmp_path / "bench", broken=False)
+    bad = tmp_path / "bad.wav"
+    bad.write_text("this is text, not audio")
+    good = [bench / "real1.flac", bench / "ai1.mp3"]
+    done = cli("score", str(good[0]), str(bad), str(good[1]), "--model", "fakeprint",
+               "--bench", f"folder:{bench}", "--json", cwd=tmp_path)  # fmt: skip
+    assert done.returncode == 1, done.stderr
+    records = [json.loads(line) for line in done.stdout.strip().splitlines()]
+    assert [r["path"] for r in records] == [str(good[0]), str(bad), str(good[1])]
+    assert records[1]["prob"] is None and "not a decodable" in records[1]["error"]
+    assert all(0 <= r["prob"] <= 1 and r["verdict"] in ("ai", "real") for r in records[::2])
+    plain = cli("score", str(good[0]), "--model", "fakeprint", "--bench", f"folder:{bench}",
+                cwd=tmp_path)  # fmt: skip
+    assert plain.returncode == 0, plain.stderr
+    path, prob, verdict = plain.stdout.strip().split("\t")
+    assert path == str(good[0]) and float(prob) == pytest.approx(records[0]["prob"], abs=1e-4)
+
+
+def test_sigkill_midway_then_rerun_scores_each_track_exactly_once(tmp_path: Path) -> None:
+    bench = folder_bench(tmp_path / "bench", n=10, broken=False)
+    log = tmp_path / "calls.log"
+    env = {"COUNTING_LOG": str(log), "COUNTING_SLEEP": "0.4"}
+    args = ["run", "--bench", f"folder:{bench}", "--models", "counting", "--split", "all",
+            "--batch-size", "2", "--workers", "1"]  # fmt: skip
+    proc = subprocess.Popen([*python_cli(), *args], cwd=tmp_path, env={**os.environ, **env},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    deadline = time.time() + 120
+    while time.time() < deadline and len(_lines(log)) < 6:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    first = _lines(log)
+    assert 6 <= len(first) < 20, "the kill must land midway"
+    done = cli(*args, cwd=tmp_path, env={**env, "COUNTING_SLEEP": "0"})
+    assert done.returncode == 0, done.stderr
+    calls = _lines(log)
+    assert len(calls) == 20 and len(set(calls)) == 20, "every view scored exactly once"
+    run_dir = next(tmp_path.glob("runs/*/predictions.parquet")).parent
+    preds = pd.read_parquet(run_dir / "predictions.parquet")
+    assert len(preds) == 20 and preds.track_id.is_unique and (preds.status == "scored").all()
+
+
+def _lines(path: Path) -> list[str]:
+    return path.read_text().split() if path.exists() else []

@@ -1,0 +1,124 @@
+"""The runner end to end on real files: every track a row, failures recorded, reruns free."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from artifactbench.benches.base import Bench
+from artifactbench.detectors.base import Unavailable
+from artifactbench.detectors.registry import resolve_models
+from artifactbench.reports import read_predictions
+from artifactbench.runner import RunOptions, limit_tracks, run
+
+CONTRACT = ["run.json", "predictions.parquet", "metrics.json", "sanity.json", "sanity.md",
+            "report.md", "roc.png", "f1_threshold.png"]  # fmt: skip
+
+
+def _options(tmp_path: Path, **kw: object) -> RunOptions:
+    base = {"out": tmp_path / "runs", "workers": 0, "batch_size": 3, "split": "all"}
+    return RunOptions(**{**base, **kw})  # type: ignore[arg-type]
+
+
+def _log_lines(path: Path) -> list[str]:
+    return path.read_text().split() if path.exists() else []
+
+
+def test_run_writes_the_contract_and_records_every_failure(
+    file_bench: Bench, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COUNTING_LOG", str(tmp_path / "calls.log"))
+    result = run(file_bench, resolve_models("counting,fakeprint"), _options(tmp_path))
+    for name in CONTRACT:
+        assert (result.run_dir / name).is_file(), name
+    preds, meta = read_predictions(result.run_dir / "predictions.parquet")
+    assert len(preds) == 2 * len(file_bench.tracks)
+    assert preds.groupby("model").track_id.nunique().tolist() == [len(file_bench.tracks)] * 2
+    by = preds.set_index(["model", "track_id"])
+    for model in ("counting", "fakeprint"):
+        assert by.loc[(model, "missing.flac"), "stage"] == "resolve"
+        assert by.loc[(model, "garbage.mp3"), "stage"] == "decode"
+        assert "not a decodable audio file" in by.loc[(model, "garbage.mp3"), "error"]
+    assert by.loc[("counting", "quiet.wav"), "stage"] == "inference"
+    assert "too loud" in by.loc[("counting", "loud.wav"), "error"]
+    scored = preds[preds.status == "scored"]
+    assert scored.prob.between(0, 1).all()
+    assert (preds.status == "failed").eq(preds.prob.isna()).all()
+    assert meta["subsets"]["ai_upsampled"]["bound"] == 0.6
+    run_json = json.loads((result.run_dir / "run.json").read_text())
+    fit = run_json["detectors"]["fakeprint"]["provenance"]
+    assert fit["source"] == "fitted now" and fit["split"] == "train"
+    assert fit["n_train_tracks"] == len(file_bench.select("train"))
+
+
+def test_rerun_makes_no_detector_call_and_gives_identical_predictions(
+    file_bench: Bench, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    log = tmp_path / "calls.log"
+    monkeypatch.setenv("COUNTING_LOG", str(log))
+    cards = resolve_models("counting,fakeprint")
+    first = run(file_bench, cards, _options(tmp_path))
+    calls = len(_log_lines(log))
+    second = run(file_bench, cards, _options(tmp_path))
+    assert second.detector_calls == 0
+    assert len(_log_lines(log)) == calls
+    a = pd.read_parquet(first.run_dir / "predictions.parquet")
+    b = pd.read_parquet(second.run_dir / "predictions.parquet")
+    pd.testing.assert_frame_equal(a, b)
+    provenance = json.loads((second.run_dir / "run.json").read_text())["detectors"]["fakeprint"]
+    assert provenance["provenance"]["source"] == "cached fit"
+
+
+def test_identical_audio_is_scored_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.conftest import make_file_bench
+
+    bench = make_file_bench(tmp_path / "a", n_per_class=2)
+    twin = make_file_bench(tmp_path / "b", n_per_class=2)
+    both = Bench("twins", "fp", bench.subsets,
+                 bench.tracks + [t.__class__(**{**t.__dict__, "track_id": "b/" + t.track_id})
+                                 for t in twin.tracks])  # fmt: skip
+    log = tmp_path / "calls.log"
+    monkeypatch.setenv("COUNTING_LOG", str(log))
+    run(both, resolve_models("counting"), _options(tmp_path))
+    hashes = _log_lines(log)
+    assert len(hashes) == len(set(hashes))
+
+
+def test_limit_is_a_seeded_sample_recorded_in_run_json(file_bench: Bench, tmp_path: Path) -> None:
+    picked = limit_tracks(file_bench.tracks, 5, seed=3)
+    assert picked == limit_tracks(file_bench.tracks, 5, seed=3)
+    assert picked != limit_tracks(file_bench.tracks, 5, seed=4)
+    result = run(file_bench, resolve_models("counting"), _options(tmp_path, limit=5, seed=3))
+    limit = json.loads((result.run_dir / "run.json").read_text())["limit"]
+    assert limit == {"requested": 5, "original": len(file_bench.tracks), "effective": 5}
+    preds = pd.read_parquet(result.run_dir / "predictions.parquet")
+    assert sorted(preds.track_id) == sorted(t.track_id for t in picked)
+
+
+def test_unavailable_model_is_skipped_with_its_fix_or_raised_when_strict(
+    file_bench: Bench, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COUNTING_UNAVAILABLE", "1")
+    cards = resolve_models("all")
+    assert [c.id for c in cards] == ["fakeprint", "counting"]
+    result = run(file_bench, cards, _options(tmp_path))
+    assert result.models == ["fakeprint"]
+    assert [(s.model, s.hint) for s in result.skipped] == [
+        ("counting", "export COUNTING_UNAVAILABLE=")
+    ]
+    skipped = json.loads((result.run_dir / "run.json").read_text())["skipped"]
+    assert skipped["counting"]["fix"] == "export COUNTING_UNAVAILABLE="
+    with pytest.raises(Unavailable):
+        run(file_bench, cards, _options(tmp_path, strict=True))
+
+
+def test_parallel_decode_gives_the_same_predictions(file_bench: Bench, tmp_path: Path) -> None:
+    cards = resolve_models("counting")
+    serial = run(file_bench, cards, _options(tmp_path / "serial", workers=0))
+    parallel = run(file_bench, cards, _options(tmp_path / "parallel", workers=2))
+    a = pd.read_parquet(serial.run_dir / "predictions.parquet")
+    b = pd.read_parquet(parallel.run_dir / "predictions.parquet")
+    pd.testing.assert_frame_equal(a.drop(columns="seconds"), b.drop(columns="seconds"))
