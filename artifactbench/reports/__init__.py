@@ -1,0 +1,67 @@
+"""Every report of a run, rebuilt from ``predictions.parquet`` alone (no run.json, no model)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from artifactbench.metrics import compute_metrics
+from artifactbench.reports.console import print_summary
+from artifactbench.reports.data import canonical, json_text, read_predictions, write_text
+from artifactbench.reports.plots import plot_f1_threshold, plot_roc
+from artifactbench.reports.tables import error_summary, report_markdown, sanity_markdown
+from artifactbench.sanity import evaluate_sanity
+
+__all__ = ["build_results", "print_summary", "read_predictions", "write_reports"]
+
+DEFAULT_THRESHOLD = 0.5
+DEFAULT_SEED = 0
+
+
+def build_results(
+    preds: pd.DataFrame, meta: dict[str, Any], seed: int | None = None
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(metrics, sanity) in their canonical JSON form, from a predictions table and its metadata.
+
+    The threshold and subset rules come from the metadata; `seed` overrides the metadata's seed.
+    """
+    threshold = float(meta.get("threshold", DEFAULT_THRESHOLD))
+    use_seed = int(seed if seed is not None else meta.get("seed", DEFAULT_SEED))
+    metrics = compute_metrics(preds, threshold, use_seed)
+    metrics["bench"] = meta.get("bench")
+    metrics["split"] = meta.get("split")
+    declared = meta.get("models") or {}
+    for model, block in metrics["models"].items():
+        block["params"] = (declared.get(model) or {}).get("params")
+    sanity = evaluate_sanity(preds, threshold, meta.get("subsets"))
+    sanity["bench"] = metrics["bench"]
+    sanity["split"] = metrics["split"]
+    return canonical(metrics), canonical(sanity)
+
+
+def write_reports(
+    predictions_path: Path, out_dir: Path, seed: int | None = None
+) -> dict[str, Path]:
+    """Write metrics.json, sanity.json, sanity.md, report.md, roc.png and f1_threshold.png.
+
+    Text outputs are byte-identical when rebuilt from the same parquet. Returns file name -> path.
+    """
+    predictions_path, out_dir = Path(predictions_path), Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    preds, meta = read_predictions(predictions_path)
+    metrics, sanity = build_results(preds, meta, seed)
+    aucs = {model: m["scored"]["auc"] for model, m in metrics["models"].items()}
+    texts = {
+        "metrics.json": json_text(metrics),
+        "sanity.json": json_text(sanity),
+        "sanity.md": sanity_markdown(sanity),
+        "report.md": report_markdown(metrics, sanity, error_summary(preds)),
+    }
+    paths = {name: write_text(out_dir / name, text) for name, text in texts.items()}
+    paths["roc.png"] = plot_roc(preds, aucs, out_dir / "roc.png")
+    paths["f1_threshold.png"] = plot_f1_threshold(
+        preds, metrics["threshold"], out_dir / "f1_threshold.png"
+    )
+    return paths

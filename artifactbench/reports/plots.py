@@ -1,0 +1,79 @@
+"""ROC and F1-against-threshold figures, drawn from scored tracks with the Agg canvas only.
+
+The object-oriented Figure API leaves pyplot's global backend alone, and PNG metadata is
+reduced to nothing so rebuilding a report changes as little as possible.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+import numpy as np
+import pandas as pd
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from artifactbench.metrics import FPR_TARGET, as_positive, f1_curve, roc_points
+
+_STYLE = {"font.family": "DejaVu Sans", "font.size": 9}
+_PNG_META = {"Software": None}
+_THRESHOLDS = np.linspace(0.0, 1.0, 201)
+
+
+def _scored(preds: pd.DataFrame) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """(y, prob) of each model's scored tracks, models sorted by id."""
+    out: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    ok = preds[preds["status"] == "scored"]
+    for model in sorted(preds["model"].astype(str).unique()):
+        rows = ok[ok["model"].astype(str) == model]
+        y = as_positive(rows["label"].astype(str).to_numpy())
+        out[model] = (y, rows["prob"].to_numpy(dtype=float))
+    return out
+
+
+def _save(fig: Figure, path: Path) -> Path:
+    FigureCanvasAgg(fig)
+    fig.savefig(path, format="png", dpi=120, metadata=_PNG_META)
+    return path
+
+
+def plot_roc(preds: pd.DataFrame, aucs: dict[str, float | None], path: Path) -> Path:
+    """ROC curve per model (AUC in the legend) with the FPR = 5% line."""
+    with matplotlib.rc_context(_STYLE):
+        fig = Figure(figsize=(5.5, 5.0))
+        ax = fig.add_subplot()
+        ax.plot([0, 1], [0, 1], color="0.75", lw=0.8, ls=":", label="chance")
+        for model, (y, prob) in _scored(preds).items():
+            fpr, tpr, _ = roc_points(y, prob)
+            auc = aucs.get(model)
+            if fpr.size == 0 or auc is None:
+                ax.plot([], [], label=f"{model} (AUC n/a: one class)")
+                continue
+            ax.plot(fpr, tpr, lw=1.4, label=f"{model} (AUC {auc:.3f})")
+        ax.axvline(FPR_TARGET, color="crimson", lw=0.9, ls="--", label=f"FPR = {FPR_TARGET:.0%}")
+        ax.set(xlim=(0, 1), ylim=(0, 1.01), xlabel="false positive rate (real called AI)")
+        ax.set_ylabel("true positive rate (AI detected)")
+        ax.set_title("ROC, scored tracks")
+        ax.grid(alpha=0.3)
+        ax.legend(loc="lower right", fontsize=8)
+        fig.tight_layout()
+        return _save(fig, path)
+
+
+def plot_f1_threshold(preds: pd.DataFrame, threshold: float, path: Path) -> Path:
+    """F1 against the decision threshold per model, with the run's threshold marked."""
+    with matplotlib.rc_context(_STYLE):
+        fig = Figure(figsize=(6.0, 4.0))
+        ax = fig.add_subplot()
+        for model, (y, prob) in _scored(preds).items():
+            ax.plot(_THRESHOLDS, f1_curve(y, prob, _THRESHOLDS), lw=1.4, label=model)
+        ax.axvline(
+            threshold, color="crimson", lw=0.9, ls="--", label=f"run threshold {threshold:g}"
+        )
+        ax.set(xlim=(0, 1), ylim=(0, 1.01), xlabel="threshold on P(AI)", ylabel="F1 (AI positive)")
+        ax.set_title("F1 against threshold, scored tracks")
+        ax.grid(alpha=0.3)
+        ax.legend(loc="lower left", fontsize=8)
+        fig.tight_layout()
+        return _save(fig, path)

@@ -1,0 +1,247 @@
+"""Markdown renderings of metrics and sanity results: aligned tables, 3 decimals, no timestamps."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+
+from artifactbench.metrics import STAGES
+
+MISSING = "n/a"
+TOP_ERRORS = 5
+ERROR_WIDTH = 100
+
+
+def fmt(value: float | int | None, digits: int = 3) -> str:
+    """A number for a table cell; ``n/a`` for an undefined (None) value."""
+    if value is None:
+        return MISSING
+    if isinstance(value, int):
+        return str(value)
+    return f"{value:.{digits}f}"
+
+
+def interval(ci: dict[str, Any]) -> str:
+    """``[low, high]`` of one bootstrap interval."""
+    if ci["low"] is None:
+        return MISSING
+    return f"[{fmt(ci['low'])}, {fmt(ci['high'])}]"
+
+
+def md_table(headers: list[str], rows: list[list[str]], right: set[int] | None = None) -> str:
+    """A pipe table with padded columns; column indexes in `right` are right-aligned."""
+    right = right or set()
+    widths = [max(len(str(c)) for c in col) for col in zip(headers, *rows, strict=True)]
+    widths = [max(w, 3) for w in widths]
+
+    def line(cells: list[str]) -> str:
+        padded = [
+            str(c).rjust(w) if i in right else str(c).ljust(w)
+            for i, (c, w) in enumerate(zip(cells, widths, strict=True))
+        ]
+        return "| " + " | ".join(padded) + " |"
+
+    rule = [("-" * (w - 1) + ":") if i in right else "-" * w for i, w in enumerate(widths)]
+    return "\n".join([line(headers), "| " + " | ".join(rule) + " |", *map(line, rows)])
+
+
+def _escape(text: str) -> str:
+    flat = " ".join(str(text).split()).replace("|", "\\|")
+    return flat if len(flat) <= ERROR_WIDTH else flat[: ERROR_WIDTH - 3] + "..."
+
+
+def error_summary(preds: pd.DataFrame) -> list[dict[str, Any]]:
+    """The most frequent failure messages per model and stage (count, then message, ordered)."""
+    failed = preds[preds["status"] != "scored"]
+    if failed.empty:
+        return []
+    keyed = pd.DataFrame(
+        {
+            "model": failed["model"].astype(str),
+            "stage": failed["stage"].fillna("unknown").astype(str),
+            "error": failed["error"].fillna("").astype(str),
+        }
+    )
+    counts = keyed.value_counts().reset_index(name="count")
+    counts = counts.sort_values(
+        ["model", "count", "stage", "error"], ascending=[True, False, True, True], kind="mergesort"
+    )
+    top = counts.groupby("model", sort=True).head(TOP_ERRORS)
+    return [
+        {"model": r.model, "stage": r.stage, "count": int(r.count), "error": r.error}
+        for r in top.itertuples(index=False)
+    ]
+
+
+def sanity_table(sanity: dict[str, Any]) -> str:
+    """Rows subsets, columns models (rate and PASS/FAIL); then the FAIL / N line."""
+    models = sorted(sanity["models"])
+    rows = []
+    for name in sanity["subset_order"]:
+        info = sanity["subsets"][name]
+        rule = info["rule"] + (" (default)" if info["default_rule"] else "")
+        cells = [name, info["label"], rule, str(info["n_tracks"])]
+        for model in models:
+            row = sanity["models"][model]["subsets"][name]
+            verdict = "PASS" if row["pass"] else "**FAIL**"
+            failed = f" ({row['n_failed']} failed)" if row["n_failed"] else ""
+            cells.append(f"{fmt(row['rate'])} {verdict}{failed}")
+        rows.append(cells)
+    table = md_table(["subset", "label", "rule", "n", *models], rows, right={3})
+    summary = ", ".join(f"{m} **{sanity['models'][m]['summary']}**" for m in models)
+    parts = [table, "", f"FAIL / N: {summary}"]
+    if sanity["absent_subsets"]:
+        parts += ["", "Declared but absent from this run: " + ", ".join(sanity["absent_subsets"])]
+    return "\n".join(parts)
+
+
+def run_title(results: dict[str, Any]) -> str:
+    """Bench, split and threshold of a metrics or sanity dict."""
+    bench, split, thr = results["bench"], results["split"], results["threshold"]
+    return f"bench `{bench}`, split `{split}`, threshold {thr:g}"
+
+
+def sanity_markdown(sanity: dict[str, Any]) -> str:
+    """The whole ``sanity.md`` file."""
+    head = f"# Sanity protocol: {run_title(sanity)}"
+    return "\n".join([head, "", sanity["note"], "", sanity_table(sanity), ""])
+
+
+def _metric_row(model: str, params: str | None, m: dict[str, Any], block: dict[str, Any]) -> list:
+    return [
+        model,
+        params or MISSING,
+        str(m["n"]),
+        str(m["n_scored"]),
+        str(m["n_failed"]),
+        fmt(block["f1"]),
+        fmt(block["precision"]),
+        fmt(block["recall"]),
+        fmt(block["fpr"]),
+        fmt(block["accuracy"]),
+        fmt(block["auc"]),
+        fmt(block["eer"]),
+        fmt(block["average_precision"]),
+        f"{fmt(block['tpr_at_fpr05'])} @ {fmt(block['threshold_at_fpr05'])}",
+    ]
+
+
+def metrics_table(metrics: dict[str, Any]) -> str:
+    """One row per model: counts and every point metric on its scored tracks."""
+    headers = [
+        "model", "params", "n", "scored", "failed", "F1", "precision", "recall", "FPR",
+        "accuracy", "AUC", "EER", "AP", "TPR @ thr (FPR<=5%)",
+    ]  # fmt: skip
+    rows = [
+        _metric_row(name, m.get("params"), m, m["scored"])
+        for name, m in sorted(metrics["models"].items())
+    ]
+    return md_table(headers, rows, right=set(range(2, len(headers))))
+
+
+def interval_table(metrics: dict[str, Any]) -> str:
+    """Bootstrap 95% intervals of the scored-track metrics."""
+    names = ["f1", "precision", "recall", "fpr", "auc"]
+    headers = ["model", "F1", "precision", "recall", "FPR", "AUC", "replicates"]
+    rows = []
+    for model, m in sorted(metrics["models"].items()):
+        ci = m["scored"]["ci"]
+        finite = sorted({ci[k]["n_finite"] for k in names})
+        rows.append([model, *(interval(ci[k]) for k in names), "/".join(map(str, finite))])
+    return md_table(headers, rows, right=set(range(1, len(headers))))
+
+
+def accounting_table(metrics: dict[str, Any]) -> str:
+    """Each model on its scored tracks and under both accountings of failures."""
+    headers = ["model", "population", "n", "F1", "F1 95% CI", "precision", "recall", "FPR", "AUC"]
+    rows = []
+    for model, m in sorted(metrics["models"].items()):
+        blocks = [("scored", m["scored"]), *sorted(m["accounting"].items())]
+        for label, b in blocks:
+            rows.append(
+                [
+                    model,
+                    label,
+                    str(b["n"]),
+                    fmt(b["f1"]),
+                    interval(b["ci"]["f1"]),
+                    fmt(b["precision"]),
+                    fmt(b["recall"]),
+                    fmt(b["fpr"]),
+                    fmt(b["auc"]),
+                ]
+            )
+    return md_table(headers, rows, right=set(range(2, len(headers))))
+
+
+def failure_table(metrics: dict[str, Any]) -> str:
+    """Failures per model and stage."""
+    stages = [*STAGES, "unknown"]
+    rows = []
+    for model, m in sorted(metrics["models"].items()):
+        rows.append([model, *(str(m["failures"][s]) for s in stages), str(m["n_failed"])])
+    return md_table(["model", *stages, "total"], rows, right=set(range(1, len(stages) + 2)))
+
+
+def errors_table(errors: list[dict[str, Any]]) -> str:
+    """The most frequent failure messages."""
+    rows = [[e["model"], e["stage"], str(e["count"]), _escape(e["error"])] for e in errors]
+    return md_table(["model", "stage", "count", "error"], rows, right={2})
+
+
+def report_markdown(
+    metrics: dict[str, Any], sanity: dict[str, Any], errors: list[dict[str, Any]]
+) -> str:
+    """The whole ``report.md``: metrics, intervals, accountings, failures, sanity."""
+    thr = metrics["threshold"]
+    boot = metrics["bootstrap"]
+    any_failed = any(m["n_failed"] for m in metrics["models"].values())
+    out = [
+        f"# ArtifactBench report: {run_title(metrics)}",
+        "",
+        f"Rebuilt from `predictions.parquet` alone: {len(metrics['models'])} model(s), "
+        f"{metrics['n_tracks']} track(s), seed {metrics['seed']}. A track is called AI when "
+        f"P(AI) >= {thr:g}; AI is the positive class. `n/a` marks an undefined value "
+        "(zero denominator, or a class missing).",
+        "",
+        "## Metrics on scored tracks",
+        "",
+        "EER is interpolated on the ROC curve; AP is average precision; the last column is "
+        f"the TPR at the lowest threshold whose FPR <= {metrics['fpr_target']:.0%}, and that "
+        "threshold.",
+        "",
+        metrics_table(metrics),
+        "",
+        f"## Bootstrap {boot['level']:.0%} intervals (scored tracks)",
+        "",
+        f"{boot['resamples']} resamples drawn within each label, percentile intervals; "
+        "`replicates` counts those where the metric is defined.",
+        "",
+        interval_table(metrics),
+        "",
+        "## Failures",
+        "",
+        failure_table(metrics),
+        "",
+    ]
+    if any_failed:
+        out += [
+            "Most frequent failure messages:",
+            "",
+            errors_table(errors),
+            "",
+            "### Both accountings of failures",
+            "",
+            f"- `exclude`: only the {metrics['n_common_scored']} track(s) scored by every model; "
+            "a track any model failed on is dropped from every model, so denominators match.",
+            "- `impute`: every track; a failed AI track counts as a miss (FN) and a failed real "
+            "track as a false positive (FP). Its AUC is computed on scored tracks only.",
+            "",
+            accounting_table(metrics),
+            "",
+        ]
+    else:
+        out += ["No track failed: both accountings equal the scored-track metrics.", ""]
+    out += ["## Sanity protocol", "", sanity["note"], "", sanity_table(sanity), ""]
+    return "\n".join(out)
