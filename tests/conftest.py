@@ -37,13 +37,15 @@ def music(seed: int, seconds: float = 3.0) -> np.ndarray:
 
 
 def upsampled(x: np.ndarray, factor: int = 4, seed: int = 0) -> np.ndarray:
-    """A real transposed-convolution upsampler: decimate, zero-stuff, short fixed kernel."""
+    """A real transposed-convolution upsampler: decimate, zero-stuff (plus the layer's bias),
+    short fixed kernel. The bias makes content-independent images at multiples of fs / factor."""
     rng = np.random.default_rng(seed)
     low = x[::factor]
     stuffed = np.zeros(low.size * factor, dtype=np.float64)
-    stuffed[::factor] = low
+    stuffed[::factor] = low + 0.05
     kernel = np.hanning(2 * factor + 1) + 0.3 * rng.standard_normal(2 * factor + 1)
     y = np.convolve(stuffed, kernel, mode="same")[: x.size]
+    y -= y.mean()
     return (0.25 * y / np.max(np.abs(y))).astype(np.float32)
 
 

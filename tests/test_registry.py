@@ -1,0 +1,39 @@
+"""Cards are data: listing them never imports a backend; unknown names get a suggestion."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from artifactbench.detectors.registry import UnknownModel, backend, cards, resolve_models
+
+
+def test_listing_cards_imports_no_backend() -> None:
+    code = (
+        "import sys; from artifactbench.detectors.registry import cards; cards();"
+        "print(sorted(m for m in sys.modules if m.startswith('artifactbench.detectors.')));"
+        "print('sklearn' in sys.modules, 'torch' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    modules, heavy = out.stdout.strip().splitlines()
+    assert "fakeprint" not in modules and heavy == "False False"
+
+
+def test_resolve_models_all_list_and_suggestions() -> None:
+    assert [c.id for c in resolve_models("all")] == list(cards())
+    assert [c.id for c in resolve_models("counting, fakeprint,counting")] == [
+        "counting",
+        "fakeprint",
+    ]
+    with pytest.raises(UnknownModel, match="did you mean 'fakeprint'"):
+        resolve_models("fake_print")
+    with pytest.raises(UnknownModel, match="no model given"):
+        resolve_models(" , ")
+
+
+def test_backend_is_imported_on_demand() -> None:
+    module = backend(cards()["fakeprint"])
+    assert callable(module.load)
+    assert cards()["fakeprint"].view.seconds == 180 and not cards()["fakeprint"].view.pad
