@@ -50,7 +50,10 @@ def encode_audio(audio: np.ndarray, rate: int, fmt: str, bitrate: int | None = N
     out_rate = rate if spec.rates is None or rate in spec.rates else spec.rates[0]
     buf = io.BytesIO()
     try:
-        with av.open(buf, mode="w", format=spec.container) as container:
+        # bitexact: the Ogg muxer otherwise draws a random stream serial, so the same audio
+        # would encode to different bytes (and a different sha256) on every call.
+        bitexact = {"fflags": "+bitexact"}
+        with av.open(buf, mode="w", format=spec.container, container_options=bitexact) as container:
             stream = container.add_stream(spec.codec, rate=out_rate)
             stream.layout = "mono" if channels == 1 else "stereo"
             if spec.codec == "vorbis":  # FFmpeg's own Vorbis encoder is flagged experimental
