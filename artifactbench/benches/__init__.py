@@ -31,3 +31,13 @@ def open_bench(spec: str) -> Bench:
     close = difflib.get_close_matches(name, [c.split(":")[0] for c in BENCH_CHOICES], n=1)
     hint = f" (did you mean {close[0]!r}?)" if close and close[0] != name else ""
     raise UnknownBench(f"unknown bench {spec!r}{hint}; choose from: {', '.join(BENCH_CHOICES)}")
+
+
+def demo_status() -> str:
+    """Whether the default demo bench is cached here, without generating it."""
+    from artifactbench.benches.demo import default_root
+
+    root = default_root()
+    if (root / "bench.json").is_file():
+        return f"ready (cached at {root})"
+    return f"generated on first use (under a minute) into {root}"
