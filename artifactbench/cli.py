@@ -27,7 +27,9 @@ app = typer.Typer(
     rich_markup_mode=None,
     help="Benchmark harness for detectors of AI-generated music.",
 )
-out = Console(soft_wrap=True)
+# Tables stay readable when piped or logged: rich would otherwise wrap them at 80 columns.
+_WIDTH = None if sys.stdout.isatty() else 120
+out = Console(soft_wrap=True, width=_WIDTH)
 err = Console(stderr=True, soft_wrap=True)
 
 

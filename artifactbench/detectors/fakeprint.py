@@ -118,23 +118,39 @@ class FakeprintFit:
         return hashlib.sha256(blob).hexdigest()
 
 
+C_GRID = tuple(float(c) for c in np.logspace(-3, 2, 11))
+
+
 def fit(examples: Iterable[tuple[np.ndarray, str]], rate: int, seed: int) -> FakeprintFit:
-    """Fit the logistic regression on (view, label) pairs from a train split."""
+    """Fit the logistic regression on (view, label) pairs from a train split.
+
+    A fakeprint has thousands of bins and a train split may have only hundreds of tracks, so the
+    L2 strength is chosen by stratified 5-fold cross-validation (log loss) on the train split
+    itself; the test split is never seen.
+    """
     from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import GridSearchCV, StratifiedKFold
 
     feats, labels = [], []
     for view, label in examples:
         feats.append(fakeprint(view, rate))
         labels.append(1 if label == "ai" else 0)
-    if len(set(labels)) < 2:
+    smallest = min(sum(labels), len(labels) - sum(labels))
+    if smallest == 0:
         raise Unavailable("fakeprint needs AI and real tracks in the train split to fit", "")
-    model = LogisticRegression(C=1.0, max_iter=2000, class_weight="balanced", random_state=seed)
-    model.fit(np.stack(feats), np.array(labels))
+    x, y = np.stack(feats), np.array(labels)
+    base = LogisticRegression(max_iter=5000, class_weight="balanced", random_state=seed)
+    if smallest >= 2:
+        folds = StratifiedKFold(n_splits=min(5, smallest), shuffle=True, random_state=seed)
+        search = GridSearchCV(base, {"C": list(C_GRID)}, cv=folds, scoring="neg_log_loss")
+        model = search.fit(x, y).best_estimator_
+    else:
+        model = base.set_params(C=1.0).fit(x, y)
     return FakeprintFit(
         tuple(float(c) for c in model.coef_[0]),
         float(model.intercept_[0]),
         rate,
-        {"n_train": len(labels), "n_ai": int(sum(labels)), "seed": seed},
+        {"n_train": len(labels), "n_ai": int(y.sum()), "seed": seed, "C": float(model.C)},
     )
 
 

@@ -13,14 +13,13 @@ from artifactbench.reports.tables import fmt
 def _metrics_table(metrics: dict[str, Any], sanity: dict[str, Any]) -> Table:
     table = Table(title=f"Metrics on scored tracks (threshold {metrics['threshold']:g})")
     table.add_column("model", style="bold")
-    for name in ("n", "scored", "failed", "F1", "F1 95% CI", "precision", "recall", "FPR"):
+    for name in ("n", "failed", "F1 [95% CI]", "prec.", "recall", "FPR", "AUC", "EER", "AP"):
         table.add_column(name, justify="right")
-    for name in ("AUC", "EER", "AP", "FAIL / N"):
-        table.add_column(name, justify="right")
+    table.add_column("FAIL / N", justify="right")
     for model, m in sorted(metrics["models"].items()):
         s = m["scored"]
         ci = s["ci"]["f1"]
-        span = "n/a" if ci["low"] is None else f"{fmt(ci['low'])}-{fmt(ci['high'])}"
+        span = "" if ci["low"] is None else f" [{fmt(ci['low'], 2)}-{fmt(ci['high'], 2)}]"
         verdict = sanity["models"].get(model)
         fails = "n/a"
         if verdict is not None:
@@ -30,10 +29,8 @@ def _metrics_table(metrics: dict[str, Any], sanity: dict[str, Any]) -> Table:
         table.add_row(
             model,
             str(m["n"]),
-            str(m["n_scored"]),
             failed,
-            fmt(s["f1"]),
-            span,
+            f"{fmt(s['f1'])}{span}",
             fmt(s["precision"]),
             fmt(s["recall"]),
             fmt(s["fpr"]),
