@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -122,3 +123,28 @@ def test_parallel_decode_gives_the_same_predictions(file_bench: Bench, tmp_path:
     a = pd.read_parquet(serial.run_dir / "predictions.parquet")
     b = pd.read_parquet(parallel.run_dir / "predictions.parquet")
     pd.testing.assert_frame_equal(a.drop(columns="seconds"), b.drop(columns="seconds"))
+
+
+def test_broken_corpus_costs_one_row_each_and_the_rest_is_scored(
+    file_bench: Bench, tmp_path: Path
+) -> None:
+    from artifactbench.benches.base import Track
+    from tests.test_audio import BROKEN
+
+    root = tmp_path / "broken"
+    root.mkdir()
+    broken = []
+    for name, (build, _) in sorted(BROKEN.items()):
+        path = root / f"{name}.bin"
+        path.write_bytes(build())
+        broken.append(Track(name, "files", "real_tones", "real", "real", "test", path=str(path)))
+    good = [t for t in file_bench.tracks if t.track_id.startswith(("real", "ai"))]
+    bench = Bench("mixed", "fp-mixed", file_bench.subsets, good + broken)
+    result = run(bench, resolve_models("counting"), _options(tmp_path))
+    preds = pd.read_parquet(result.run_dir / "predictions.parquet").set_index("track_id")
+    for name, (_, pattern) in BROKEN.items():
+        row = preds.loc[name]
+        assert (row.status, row.stage) == ("failed", "decode"), name
+        assert re.search(pattern, row.error), (name, row.error)
+        assert "\n" not in row.error
+    assert (preds.loc[[t.track_id for t in good], "status"] == "scored").all()
