@@ -118,6 +118,12 @@ def run(
             f"[yellow]warning:[/yellow] --limit {limit}: scoring {limit} of {available} tracks "
             "(a seeded sample; recorded in run.json)"
         )
+    in_sample = [c.id for c in cards if c.fits_on_bench and c.id not in options.weights]
+    if in_sample and split is not Split.test:
+        err.print(
+            f"[yellow]warning:[/yellow] {', '.join(in_sample)} fit(s) on the train split: "
+            f"scores on its train tracks are in-sample"
+        )
     columns = (
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
         TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),

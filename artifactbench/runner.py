@@ -102,7 +102,9 @@ def limit_tracks(tracks: list[Track], limit: int | None, seed: int) -> list[Trac
     return [t for i, t in enumerate(tracks) if i in keep]
 
 
-def fit_plan(card: DetectorCard, bench: Bench, workers: int) -> FitPlan | None:
+def fit_plan(
+    card: DetectorCard, bench: Bench, workers: int, progress: ProgressHook = _no_progress
+) -> FitPlan | None:
     """How a bench-fitted detector fits: on the bench's train split only, cached by its identity."""
     train = bench.select("train")
     if not card.fits_on_bench or not train:
@@ -124,7 +126,9 @@ def fit_plan(card: DetectorCard, bench: Bench, workers: int) -> FitPlan | None:
 
     def examples() -> Iterator[tuple[np.ndarray, str]]:
         items = list(enumerate(train))
+        advance = progress(f"fitting {card.id} on the train split", len(items))
         for decoded in decode_stream(items, [card.view], workers):
+            advance(1)
             if decoded.views is not None:
                 yield decoded.views[0], train[decoded.index].label
 
@@ -132,12 +136,15 @@ def fit_plan(card: DetectorCard, bench: Bench, workers: int) -> FitPlan | None:
 
 
 def load_models(
-    cards: Iterable[DetectorCard], bench: Bench | None, options: RunOptions
+    cards: Iterable[DetectorCard],
+    bench: Bench | None,
+    options: RunOptions,
+    progress: ProgressHook = _no_progress,
 ) -> tuple[list[Detector], list[Skipped]]:
     """Load every chosen detector once; an unavailable one is skipped with its fix (or raised)."""
     loaded, skipped = [], []
     for card in cards:
-        plan = fit_plan(card, bench, options.workers) if bench is not None else None
+        plan = None if bench is None else fit_plan(card, bench, options.workers, progress)
         context = LoadContext(device=options.device, seed=options.seed, fit_plan=plan)
         try:
             loaded.append(backend(card).load(card, options.weights.get(card.id), context))
@@ -374,7 +381,7 @@ def run(
     started = time.perf_counter()
     selected = bench.select(options.split)
     tracks = limit_tracks(selected, options.limit, options.seed)
-    models, skipped = load_models(cards, bench, options)
+    models, skipped = load_models(cards, bench, options, progress)
     run_dir = new_run_dir(options.out, bench.name, options.split)
     with ScoreStore(store_path or options.out / "scores.sqlite") as store:
         shas, resolve_failures, calls = score_tracks(tracks, models, store, options, progress)
