@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -19,6 +20,11 @@ from rich.progress import (
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
+
+if TYPE_CHECKING:
+    from artifactbench.benches.base import Bench
+    from artifactbench.detectors.base import DetectorCard
+    from artifactbench.runner import ProgressHook
 
 app = typer.Typer(
     add_completion=False,
@@ -47,15 +53,15 @@ def _default_workers() -> int:
     return max(1, (os.cpu_count() or 2) - 1)
 
 
-def _progress_hook(progress: Progress):  # noqa: ANN202 - returns the runner's ProgressHook
-    def start(label: str, total: int):  # noqa: ANN202
+def _progress_hook(progress: Progress) -> ProgressHook:
+    def start(label: str, total: int) -> Callable[[int], None]:
         task = progress.add_task(label, total=total)
         return lambda n: progress.advance(task, n)
 
     return start
 
 
-def _parse_bench(spec: str):  # noqa: ANN202
+def _parse_bench(spec: str) -> Bench:
     from artifactbench.benches import UnknownBench, open_bench
 
     try:
@@ -64,7 +70,7 @@ def _parse_bench(spec: str):  # noqa: ANN202
         raise UsageProblem(str(exc)) from exc
 
 
-def _parse_models(spec: str):  # noqa: ANN202
+def _parse_models(spec: str) -> list[DetectorCard]:
     from artifactbench.detectors.registry import UnknownModel, resolve_models
 
     try:
@@ -73,7 +79,7 @@ def _parse_models(spec: str):  # noqa: ANN202
         raise UsageProblem(str(exc)) from exc
 
 
-def _weights_for(cards: list, weights: Path | None) -> dict[str, Path]:
+def _weights_for(cards: list[DetectorCard], weights: Path | None) -> dict[str, Path]:
     if weights is None:
         return {}
     if len(cards) != 1:
@@ -207,12 +213,7 @@ def score(
     card = cards[0]
     options = RunOptions(workers=_default_workers(), weights=_weights_for(cards, weights))
     bench_obj = _parse_bench(bench) if card.fits_on_bench and weights is None else None
-    from artifactbench.detectors.base import Unavailable
-
-    try:
-        loaded, skipped = load_models(cards, bench_obj, RunOptions(**{**vars(options)}))
-    except Unavailable as exc:
-        raise UsageProblem(str(exc)) from exc
+    loaded, skipped = load_models(cards, bench_obj, options)
     if skipped:
         raise UsageProblem(f"{card.id} is unavailable: {skipped[0].reason}; fix: {skipped[0].hint}")
     detector = loaded[0]
@@ -227,6 +228,10 @@ def score(
         except DecodeError as exc:
             failures += 1
             record = {"path": str(path), "prob": None, "verdict": None, "error": str(exc)}
+        except Exception as exc:  # noqa: BLE001 - a model error costs this file, not the rest
+            failures += 1
+            message = f"inference: {type(exc).__name__}: {exc}".splitlines()[0]
+            record = {"path": str(path), "prob": None, "verdict": None, "error": message}
         if as_json:
             print(json.dumps(record), flush=True)
         elif record["prob"] is None:
