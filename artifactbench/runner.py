@@ -226,10 +226,19 @@ def _inference_failure(exc: Exception) -> ScoreRow:
     return ScoreRow(None, "failed", "inference", message, 0.0)
 
 
-def _score_row(prob: float, seconds: float) -> ScoreRow:
+def _score_row(prob: float | None, seconds: float) -> ScoreRow:
     if prob is None or not np.isfinite(prob):
         return ScoreRow(None, "failed", "inference", "model returned a non-finite score", seconds)
+    if not 0.0 <= prob <= 1.0:
+        message = f"model returned {prob:g}, not a probability in [0, 1]"
+        return ScoreRow(None, "failed", "inference", message, seconds)
     return ScoreRow(float(prob), "scored", None, None, seconds)
+
+
+def score_key(detector: Detector) -> ScoreKey:
+    """The store namespace of a loaded detector: id, exact weights, and its input protocol."""
+    card = detector.card
+    return ScoreKey(card.id, detector.weights_sha256, card.protocol_hash(DECODE_PROTOCOL))
 
 
 def score_tracks(
@@ -249,8 +258,7 @@ def score_tracks(
     for det in models:
         if det.card.view not in specs:
             specs.append(det.card.view)
-        key = ScoreKey(det.card.id, det.weights_sha256, det.card.protocol_hash(DECODE_PROTOCOL))
-        loaded.append(LoadedModel(det, key, specs.index(det.card.view)))
+        loaded.append(LoadedModel(det, score_key(det), specs.index(det.card.view)))
     done = [store.scored_audio(m.key) for m in loaded]
     locators = {i: t.locator() for i, t in enumerate(tracks)}
     known = store.known_audio(locators.values())
@@ -296,8 +304,7 @@ def predictions_table(
     """One row per (model, track), from the store alone plus this run's resolve failures."""
     rows = []
     for det in models:
-        key = ScoreKey(det.card.id, det.weights_sha256, det.card.protocol_hash(DECODE_PROTOCOL))
-        answers = store.fetch(key, shas.values())
+        answers = store.fetch(score_key(det), shas.values())
         for i, track in enumerate(tracks):
             base = {
                 "model": det.card.id, "track_id": track.track_id, "bench": track.bench,

@@ -148,3 +148,12 @@ def test_broken_corpus_costs_one_row_each_and_the_rest_is_scored(
         assert re.search(pattern, row.error), (name, row.error)
         assert "\n" not in row.error
     assert (preds.loc[[t.track_id for t in good], "status"] == "scored").all()
+
+
+@pytest.mark.parametrize("prob", [float("nan"), float("inf"), -0.01, 1.5, None])
+def test_a_score_that_is_not_a_probability_is_an_inference_failure(prob: float | None) -> None:
+    from artifactbench.runner import _score_row
+
+    row = _score_row(prob, 0.1)
+    assert (row.status, row.stage, row.prob) == ("failed", "inference", None)
+    assert _score_row(0.0, 0.1).status == _score_row(1.0, 0.1).status == "scored"
