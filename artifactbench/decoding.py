@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import multiprocessing
+import os
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -49,6 +51,20 @@ def decode_track(
     return Decoded(index, sha, views, seconds=time.perf_counter() - start)
 
 
+def _exit_with_parent(parent_pid: int) -> None:
+    """Worker initializer: a run killed with SIGKILL must not leave its decoders running."""
+
+    def watch() -> None:
+        while True:
+            time.sleep(0.5)
+            try:
+                os.kill(parent_pid, 0)
+            except ProcessLookupError:
+                os._exit(1)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
 def _decode_chunk(
     items: list[tuple[int, Track]], specs: Sequence[ViewSpec], limits: DecodeLimits
 ) -> list[Decoded]:
@@ -72,7 +88,12 @@ def decode_stream(
     window = max(2, workers * 3)
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(["artifactbench.decoding"])
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+    with ProcessPoolExecutor(
+        max_workers=workers,
+        mp_context=context,
+        initializer=_exit_with_parent,
+        initargs=(os.getpid(),),
+    ) as pool:
         in_flight: set[Future[list[Decoded]]] = set()
         next_chunk = 0
         while next_chunk < len(chunks) or in_flight:

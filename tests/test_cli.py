@@ -125,6 +125,7 @@ def test_sigkill_midway_then_rerun_scores_each_track_exactly_once(tmp_path: Path
         time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
+    assert _no_leftover_processes(tmp_path), "decode workers outlived the killed run"
     first = _lines(log)
     assert 6 <= len(first) < 20, "the kill must land midway"
     done = cli(*args, cwd=tmp_path, env={**env, "COUNTING_SLEEP": "0"})
@@ -134,6 +135,24 @@ def test_sigkill_midway_then_rerun_scores_each_track_exactly_once(tmp_path: Path
     run_dir = next(tmp_path.glob("runs/*/predictions.parquet")).parent
     preds = pd.read_parquet(run_dir / "predictions.parquet")
     assert len(preds) == 20 and preds.track_id.is_unique and (preds.status == "scored").all()
+
+
+def _no_leftover_processes(marker: Path, wait: float = 10.0) -> bool:
+    """Whether every process started from `marker` (its cwd is on their sys.path) has exited."""
+    deadline = time.time() + wait
+    while time.time() < deadline:
+        alive = []
+        for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+            try:
+                text = cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            except OSError:
+                continue
+            if "multiprocessing" in text and str(marker) in text:
+                alive.append(text)
+        if not alive:
+            return True
+        time.sleep(0.2)
+    return False
 
 
 def _lines(path: Path) -> list[str]:
