@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import multiprocessing
 import os
-import threading
 import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -20,6 +19,7 @@ import numpy as np
 
 from artifactbench.audio import DecodeError, DecodeLimits, ViewSpec, decode_audio, detector_view
 from artifactbench.benches.base import ResolveError, Track
+from artifactbench.processes import exit_with_parent
 
 
 @dataclass
@@ -51,20 +51,6 @@ def decode_track(
     return Decoded(index, sha, views, seconds=time.perf_counter() - start)
 
 
-def _exit_with_parent(parent_pid: int) -> None:
-    """Worker initializer: a run killed with SIGKILL must not leave its decoders running."""
-
-    def watch() -> None:
-        while True:
-            time.sleep(0.5)
-            try:
-                os.kill(parent_pid, 0)
-            except ProcessLookupError:
-                os._exit(1)
-
-    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
-
-
 def _decode_chunk(
     items: list[tuple[int, Track]], specs: Sequence[ViewSpec], limits: DecodeLimits
 ) -> list[Decoded]:
@@ -91,7 +77,7 @@ def decode_stream(
     with ProcessPoolExecutor(
         max_workers=workers,
         mp_context=context,
-        initializer=_exit_with_parent,
+        initializer=exit_with_parent,
         initargs=(os.getpid(),),
     ) as pool:
         in_flight: set[Future[list[Decoded]]] = set()
