@@ -3,19 +3,30 @@
 from __future__ import annotations
 
 import difflib
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from artifactbench.benches.base import Bench
 
-BENCH_CHOICES = ("demo", "folder:PATH")
+BENCH_CHOICES = ("demo", "folder:PATH", "artifactbench", "artifactbench:PATH", "sonics:PATH")
+
+
+@dataclass(frozen=True)
+class BenchOptions:
+    """Source options a bench may use: local audio roots, a v2 protocol split, a hub revision."""
+
+    audio_roots: tuple[Path, ...] = field(default_factory=tuple)
+    protocol_split: str | None = None
+    revision: str | None = None
 
 
 class UnknownBench(ValueError):
     """A bench spec that names no source; the message lists the valid forms."""
 
 
-def open_bench(spec: str) -> Bench:
+def open_bench(spec: str, options: BenchOptions | None = None) -> Bench:
     """Resolve a `--bench` value to a Bench (metadata only; no audio is read)."""
+    options = options or BenchOptions()
     name, _, arg = spec.partition(":")
     if name == "demo" and not arg:
         from artifactbench.benches.demo import load_demo_bench

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Literal
+from typing import Any, Literal
 
 import pyarrow.parquet as pq
 
 Label = Literal["ai", "real"]
 LABELS: tuple[str, ...] = ("ai", "real")
-SPLITS: tuple[str, ...] = ("train", "test", "all")
+SPLITS: tuple[str, ...] = ("train", "valid", "test", "all")
 
 AI_TPR_RULE = 0.90
 HARD_TPR_RULE = 0.60
@@ -113,7 +114,7 @@ class Bench:
     fingerprint: str
     subsets: dict[str, SubsetInfo]
     tracks: list[Track]
-    source: dict[str, str] = field(default_factory=dict)
+    source: dict[str, Any] = field(default_factory=dict)
 
     def select(self, split: str) -> list[Track]:
         if split == "all":
@@ -122,3 +123,14 @@ class Bench:
 
     def __iter__(self) -> Iterator[Track]:
         return iter(self.tracks)
+
+
+def cohort(tracks: list[Track], n_per_source: int, seed: int) -> list[Track]:
+    """The same N tracks per subset for every model: order each subset by sha256("seed:track_id")
+    and keep the first N; the bench's order is kept."""
+    ranked: dict[str, list[tuple[str, int]]] = {}
+    for i, t in enumerate(tracks):
+        key = hashlib.sha256(f"{seed}:{t.track_id}".encode()).hexdigest()
+        ranked.setdefault(t.subset, []).append((key, i))
+    keep = {i for rows in ranked.values() for _, i in sorted(rows)[:n_per_source]}
+    return [t for i, t in enumerate(tracks) if i in keep]
