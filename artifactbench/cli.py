@@ -22,6 +22,7 @@ from rich.progress import (
 )
 
 if TYPE_CHECKING:
+    from artifactbench.benches import BenchOptions
     from artifactbench.benches.base import Bench
     from artifactbench.detectors.base import DetectorCard
     from artifactbench.runner import ProgressHook
@@ -41,6 +42,7 @@ err = Console(stderr=True, soft_wrap=True)
 
 class Split(StrEnum):
     train = "train"
+    valid = "valid"
     test = "test"
     all = "all"
 
@@ -61,11 +63,11 @@ def _progress_hook(progress: Progress) -> ProgressHook:
     return start
 
 
-def _parse_bench(spec: str) -> Bench:
+def _parse_bench(spec: str, options: BenchOptions | None = None) -> Bench:
     from artifactbench.benches import UnknownBench, open_bench
 
     try:
-        return open_bench(spec)
+        return open_bench(spec, options)
     except (UnknownBench, ValueError) as exc:
         raise UsageProblem(str(exc)) from exc
 
@@ -91,9 +93,21 @@ def _weights_for(cards: list[DetectorCard], weights: Path | None) -> dict[str, P
 
 @app.command()
 def run(
-    bench: Annotated[str, typer.Option(help="demo | folder:PATH")] = "demo",
+    bench: Annotated[
+        str, typer.Option(help="demo | folder:PATH | artifactbench[:PATH] | sonics:PATH")
+    ] = "demo",
     models: Annotated[str, typer.Option(help="'all' or comma-separated model ids")] = "all",
     split: Annotated[Split, typer.Option(help="bench_origin to score")] = Split.test,
+    audio_root: Annotated[
+        list[Path] | None, typer.Option(help="where a manifest's local audio lives (repeatable)")
+    ] = None,
+    protocol_split: Annotated[
+        str | None, typer.Option(help="v2 manifest split: calibration | validation | test")
+    ] = None,
+    revision: Annotated[str | None, typer.Option(help="hub revision of a fetched bench")] = None,
+    n_per_source: Annotated[
+        int | None, typer.Option(min=1, help="the same seeded N tracks per subset for every model")
+    ] = None,
     limit: Annotated[int | None, typer.Option(min=1, help="score a seeded sample of N")] = None,
     batch_size: Annotated[int, typer.Option(min=1)] = 16,
     workers: Annotated[int, typer.Option(min=0, help="decode processes (0: in-process)")] = (
@@ -107,15 +121,18 @@ def run(
     strict: Annotated[bool, typer.Option(help="an unavailable model is an error")] = False,
 ) -> None:
     """Score a bench with detectors and write a run directory (the results contract)."""
+    from artifactbench.benches import BenchOptions
     from artifactbench.detectors.base import Unavailable
     from artifactbench.runner import RunOptions
     from artifactbench.runner import run as run_bench
 
     cards = _parse_models(models)
-    bench_obj = _parse_bench(bench)
+    bench_options = BenchOptions(tuple(audio_root or ()), protocol_split, revision)
+    bench_obj = _parse_bench(bench, bench_options)
     options = RunOptions(
-        split=split.value, limit=limit, batch_size=batch_size, workers=workers, device=device,
-        threshold=threshold, seed=seed, out=out_dir, strict=strict,
+        split=split.value, n_per_source=n_per_source, limit=limit, batch_size=batch_size,
+        workers=workers, device=device, threshold=threshold, seed=seed, out=out_dir,
+        strict=strict,
         weights=_weights_for(cards, weights),
     )  # fmt: skip
     available = len(bench_obj.select(split.value))

@@ -26,7 +26,7 @@ import pyarrow.parquet as pq
 
 from artifactbench import __version__
 from artifactbench.audio import DECODE_PROTOCOL, ViewSpec
-from artifactbench.benches.base import Bench, Track
+from artifactbench.benches.base import Bench, Track, cohort
 from artifactbench.decoding import Decoded, decode_stream
 from artifactbench.detectors.base import (
     Detector,
@@ -48,6 +48,7 @@ PREDICTION_COLUMNS = (
 @dataclass
 class RunOptions:
     split: str = "test"
+    n_per_source: int | None = None
     limit: int | None = None
     batch_size: int = 16
     workers: int = 1
@@ -294,6 +295,12 @@ def score_tracks(
     return shas, resolve_failures, scorer.calls
 
 
+def extra_columns(tracks: list[Track]) -> list[str]:
+    """Bench-specific track fields (e.g. SONICS `fake_type`) carried into the predictions."""
+    names = {name for t in tracks for name, _ in t.extra}
+    return sorted(names - set(PREDICTION_COLUMNS))
+
+
 def predictions_table(
     tracks: list[Track],
     models: list[Detector],
@@ -302,14 +309,17 @@ def predictions_table(
     resolve_failures: dict[int, Decoded],
 ) -> list[dict[str, Any]]:
     """One row per (model, track), from the store alone plus this run's resolve failures."""
+    extras = extra_columns(tracks)
     rows = []
     for det in models:
         answers = store.fetch(score_key(det), shas.values())
         for i, track in enumerate(tracks):
+            fields = dict(track.extra)
             base = {
                 "model": det.card.id, "track_id": track.track_id, "bench": track.bench,
                 "subset": track.subset, "label": track.label, "generator": track.generator,
                 "bench_origin": track.bench_origin,
+                **{name: fields.get(name) for name in extras},
             }  # fmt: skip
             if i in resolve_failures:
                 failure = resolve_failures[i]
@@ -323,17 +333,16 @@ def predictions_table(
     return rows
 
 
-def write_predictions(rows: list[dict[str, Any]], meta: dict[str, Any], path: Path) -> None:
+def write_predictions(
+    rows: list[dict[str, Any]], meta: dict[str, Any], path: Path, extras: list[str]
+) -> None:
     """Write the contract file atomically, with the sanity rules and threshold as metadata."""
-    schema = pa.schema(
-        [
-            ("model", pa.string()), ("track_id", pa.string()), ("bench", pa.string()),
-            ("subset", pa.string()), ("label", pa.string()), ("generator", pa.string()),
-            ("bench_origin", pa.string()), ("prob", pa.float64()), ("status", pa.string()),
-            ("stage", pa.string()), ("error", pa.string()), ("seconds", pa.float64()),
-        ],
-        metadata={"artifactbench": json.dumps(meta, sort_keys=True)},
-    )  # fmt: skip
+    floats = {"prob", "seconds"}
+    fields = [
+        (name, pa.float64() if name in floats else pa.string()) for name in PREDICTION_COLUMNS
+    ]
+    fields += [(name, pa.string()) for name in extras]
+    schema = pa.schema(fields, metadata={"artifactbench": json.dumps(meta, sort_keys=True)})
     table = pa.Table.from_pylist(rows, schema=schema)
     tmp = path.with_suffix(".parquet.tmp")
     pq.write_table(table, tmp)
@@ -387,6 +396,8 @@ def run(
 
     started = time.perf_counter()
     selected = bench.select(options.split)
+    if options.n_per_source is not None:
+        selected = cohort(selected, options.n_per_source, options.seed)
     tracks = limit_tracks(selected, options.limit, options.seed)
     models, skipped = load_models(cards, bench, options, progress)
     run_dir = new_run_dir(options.out, bench.name, options.split)
@@ -400,9 +411,11 @@ def run(
         "bench": bench.name,
         "split": options.split,
         "subsets": {s: bench.subsets[s].rule for s in subsets},
-        "models": {m.card.id: {"params": m.card.params} for m in models},
+        "models": {
+            m.card.id: {"params": m.card.params, "paper_name": m.card.paper_name} for m in models
+        },
     }
-    write_predictions(rows, meta, run_dir / "predictions.parquet")
+    write_predictions(rows, meta, run_dir / "predictions.parquet", extra_columns(tracks))
     run_json = {
         "harness": {"version": __version__, "git_revision": _git_revision()},
         "bench": {"name": bench.name, "fingerprint": bench.fingerprint, "source": bench.source},
@@ -412,6 +425,7 @@ def run(
         "device": options.device,
         "batch_size": options.batch_size,
         "workers": options.workers,
+        "cohort": {"n_per_source": options.n_per_source, "seed": options.seed},
         "limit": {"requested": options.limit, "original": len(selected), "effective": len(tracks)},
         "decode_protocol": DECODE_PROTOCOL,
         "detectors": {

@@ -37,6 +37,7 @@ class DetectorCard:
     files: tuple[AssetFile, ...] = ()
     fits_on_bench: bool = False
     module: str | None = None
+    paper_name: str | None = None
     published: dict[str, Any] = field(default_factory=dict)
 
     def protocol_hash(self, decode_protocol: str) -> str:
