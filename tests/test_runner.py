@@ -157,3 +157,21 @@ def test_a_score_that_is_not_a_probability_is_an_inference_failure(prob: float |
     row = _score_row(prob, 0.1)
     assert (row.status, row.stage, row.prob) == ("failed", "inference", None)
     assert _score_row(0.0, 0.1).status == _score_row(1.0, 0.1).status == "scored"
+
+
+def test_n_per_source_draws_the_same_cohort_for_every_model(
+    file_bench: Bench, tmp_path: Path
+) -> None:
+    from artifactbench.benches.base import cohort
+
+    options = _options(tmp_path, n_per_source=2, seed=7)
+    result = run(file_bench, resolve_models("counting,fakeprint"), options)
+    preds = pd.read_parquet(result.run_dir / "predictions.parquet")
+    per_model = preds.groupby("model").track_id.apply(frozenset)
+    assert per_model["counting"] == per_model["fakeprint"]
+    assert preds[preds.model == "counting"].subset.value_counts().tolist() == [2, 2]
+    expected = {t.track_id for t in cohort(file_bench.tracks, 2, 7)}
+    assert set(per_model["counting"]) == expected
+    assert {t.track_id for t in cohort(file_bench.tracks, 2, 8)} != expected
+    run_json = json.loads((result.run_dir / "run.json").read_text())
+    assert run_json["cohort"] == {"n_per_source": 2, "seed": 7}
