@@ -15,6 +15,7 @@ import pytest
 
 from artifactbench.codecs import encode_audio
 from tests.conftest import RATE, music, python_cli, upsampled
+from tests.test_sonics_bench import split_release  # noqa: F401 - a fixture
 
 
 def cli(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
@@ -157,3 +158,24 @@ def _no_leftover_processes(marker: Path, wait: float = 10.0) -> bool:
 
 def _lines(path: Path) -> list[str]:
     return path.read_text().split() if path.exists() else []
+
+
+def test_run_on_a_sonics_release_keeps_its_columns_and_records_missing_songs(
+    split_release: Path,  # noqa: F811 - the fixture imported above
+    tmp_path: Path,
+) -> None:
+    done = cli("run", "--bench", f"sonics:{split_release}", "--models", "counting",
+               "--workers", "0", cwd=tmp_path)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    run_dir = next(tmp_path.glob("runs/sonics-test-*"))
+    preds = pd.read_parquet(run_dir / "predictions.parquet").set_index("track_id")
+    assert len(preds) == 7 and set(preds.bench_origin) == {"test"}
+    assert {"fake_type", "duration", "artist_overlap"} <= set(preds.columns)
+    assert preds.loc["fake_songs/fake_00002", "fake_type"] == "mostly fake"
+    assert preds.loc["real_songs/real_00002", "artist_overlap"] == "unseen"
+    for missing in ("real_songs/real_00004", "real_songs/real_00005"):
+        assert preds.loc[missing, "stage"] == "resolve"
+    assert preds.loc["real_songs/real_00002", "stage"] == "decode"
+    run_json = json.loads((run_dir / "run.json").read_text())
+    assert run_json["bench"]["source"]["kind"] == "sonics"
+    assert run_json["bench"]["fingerprint"].startswith("sha256:")

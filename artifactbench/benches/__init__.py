@@ -39,6 +39,13 @@ def open_bench(spec: str, options: BenchOptions | None = None) -> Bench:
         if not path.is_dir():
             raise UnknownBench(f"bench folder not found: {path}")
         return load_folder_bench(path)
+    if name == "sonics" and arg:
+        from artifactbench.benches.sonics import load_sonics_bench
+
+        path = Path(arg).expanduser()
+        if not path.is_dir():
+            raise UnknownBench(f"SONICS folder not found: {path}")
+        return load_sonics_bench(path, options)
     close = difflib.get_close_matches(name, [c.split(":")[0] for c in BENCH_CHOICES], n=1)
     hint = f" (did you mean {close[0]!r}?)" if close and close[0] != name else ""
     raise UnknownBench(f"unknown bench {spec!r}{hint}; choose from: {', '.join(BENCH_CHOICES)}")
