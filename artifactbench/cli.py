@@ -259,6 +259,33 @@ def score(
         raise typer.Exit(1)
 
 
+fetch_app = typer.Typer(
+    no_args_is_help=True, help="Download a bench or model at its pinned revision into the cache."
+)
+app.add_typer(fetch_app, name="fetch")
+FETCHABLE_BENCHES = ("artifactbench",)
+
+
+@fetch_app.command("bench")
+def fetch_bench(
+    name: Annotated[str, typer.Argument(help="artifactbench")],
+    revision: Annotated[str | None, typer.Option(help="hub revision (commit, tag, branch)")] = None,
+) -> None:
+    """Fetch a bench's published files (the hub must be reachable)."""
+    if name not in FETCHABLE_BENCHES:
+        raise UsageProblem(
+            f"cannot fetch bench {name!r}; choose from: {', '.join(FETCHABLE_BENCHES)}"
+        )
+    from artifactbench.benches.artifactbench import FetchError, default_cache, fetch_artifactbench
+
+    try:
+        snapshot = fetch_artifactbench(revision, default_cache())
+    except FetchError as exc:
+        err.print(f"error: {exc}", markup=False, highlight=False)
+        raise typer.Exit(1) from exc
+    out.print(f"fetched {name} into {snapshot}", markup=False, highlight=False)
+
+
 @app.command()
 def benches() -> None:
     """List bench sources and whether each is ready here."""
