@@ -10,6 +10,7 @@ import pandas as pd
 from artifactbench.metrics import compute_metrics
 from artifactbench.reports.console import print_summary
 from artifactbench.reports.data import canonical, json_text, read_predictions, write_text
+from artifactbench.reports.paper import build_paper
 from artifactbench.reports.plots import plot_f1_threshold, plot_roc
 from artifactbench.reports.tables import error_summary, report_markdown, sanity_markdown
 from artifactbench.sanity import evaluate_sanity
@@ -44,7 +45,8 @@ def build_results(
 def write_reports(
     predictions_path: Path, out_dir: Path, seed: int | None = None
 ) -> dict[str, Path]:
-    """Write metrics.json, sanity.json, sanity.md, report.md, roc.png and f1_threshold.png.
+    """Write metrics.json, sanity.json, sanity.md, report.md, roc.png and f1_threshold.png,
+    and paper.json when the bench is one the paper reports (SONICS, ArtifactBench).
 
     Text outputs are byte-identical when rebuilt from the same parquet. Returns file name -> path.
     """
@@ -53,12 +55,17 @@ def write_reports(
     preds, meta = read_predictions(predictions_path)
     metrics, sanity = build_results(preds, meta, seed)
     aucs = {model: m["scored"]["auc"] for model, m in metrics["models"].items()}
+    paper = build_paper(preds, meta, metrics, sanity)
     texts = {
         "metrics.json": json_text(metrics),
         "sanity.json": json_text(sanity),
         "sanity.md": sanity_markdown(sanity),
-        "report.md": report_markdown(metrics, sanity, error_summary(preds)),
+        "report.md": report_markdown(
+            metrics, sanity, error_summary(preds), paper.markdown() if paper else ""
+        ),
     }
+    if paper is not None:
+        texts["paper.json"] = json_text(paper.to_json())
     paths = {name: write_text(out_dir / name, text) for name, text in texts.items()}
     paths["roc.png"] = plot_roc(preds, aucs, out_dir / "roc.png")
     paths["f1_threshold.png"] = plot_f1_threshold(

@@ -191,9 +191,13 @@ def errors_table(errors: list[dict[str, Any]]) -> str:
 
 
 def report_markdown(
-    metrics: dict[str, Any], sanity: dict[str, Any], errors: list[dict[str, Any]]
+    metrics: dict[str, Any],
+    sanity: dict[str, Any],
+    errors: list[dict[str, Any]],
+    paper: str = "",
 ) -> str:
-    """The whole ``report.md``: metrics, intervals, accountings, failures, sanity."""
+    """The whole ``report.md``: metrics, intervals, accountings, failures, sanity, then the
+    paper-layout sections (`paper`, empty for benches the paper does not report)."""
     thr = metrics["threshold"]
     boot = metrics["bootstrap"]
     any_failed = any(m["n_failed"] for m in metrics["models"].values())
@@ -244,4 +248,6 @@ def report_markdown(
     else:
         out += ["No track failed: both accountings equal the scored-track metrics.", ""]
     out += ["## Sanity protocol", "", sanity["note"], "", sanity_table(sanity), ""]
+    if paper:
+        out += [paper]
     return "\n".join(out)
