@@ -51,7 +51,7 @@ def folder_bench(root: Path, n: int = 6, broken: bool = True) -> Path:
 @pytest.mark.parametrize(
     ("args", "needle"),
     [
-        (["run", "--split", "foo"], "'train', 'test', 'all'"),
+        (["run", "--split", "foo"], "'train', 'valid', 'test', 'all'"),
         (["run", "--models", "fakeprnt"], "did you mean 'fakeprint'"),
         (["run", "--bench", "dmo"], "choose from: demo, folder:PATH"),
         (["run", "--bench", "folder:/no/such/dir"], "bench folder not found"),
