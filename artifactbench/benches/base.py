@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, Literal
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 Label = Literal["ai", "real"]
@@ -83,10 +84,12 @@ def _row_group_audio(path: str, row_group: int, column: str) -> list[bytes | Non
 def _shard_row_bytes(ref: ShardRef) -> bytes:
     try:
         blob = _row_group_audio(ref.path, ref.row_group, ref.column)[ref.row]
-    except (OSError, IndexError, KeyError, ValueError) as exc:
+    except (OSError, IndexError, KeyError, ValueError, pa.ArrowException) as exc:
         raise ResolveError(f"cannot read row {ref.row} of {ref.path}: {exc}") from exc
     if not blob:
         raise ResolveError(f"empty audio blob in {ref.path} row {ref.row}")
+    if not isinstance(blob, bytes):
+        raise ResolveError(f"audio in {ref.path} row {ref.row} is {type(blob).__name__}, not bytes")
     return blob
 
 
