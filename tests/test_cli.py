@@ -179,3 +179,39 @@ def test_run_on_a_sonics_release_keeps_its_columns_and_records_missing_songs(
     run_json = json.loads((run_dir / "run.json").read_text())
     assert run_json["bench"]["source"]["kind"] == "sonics"
     assert run_json["bench"]["fingerprint"].startswith("sha256:")
+
+
+def test_run_on_an_artifactbench_v1_manifest_binds_audio_and_writes_paper_tables(
+    tmp_path: Path,
+) -> None:
+    """The published v1 manifest carries its authors' absolute paths: re-bound by --audio-root."""
+    root = tmp_path / "audio"
+    rows = []
+    sources = {"aime_suno_v3": "ai", "mom_udio": "ai", "fma_hardneg": "real", "sonics_real": "real"}
+    for k, (source, label) in enumerate(sources.items()):
+        (root / source).mkdir(parents=True)
+        for i in range(3):
+            clip = music(10 * k + i) if label == "real" else upsampled(music(10 * k + i), seed=i)
+            (root / source / f"{i}.flac").write_bytes(encode_audio(clip, RATE, "flac"))
+            foreign = f"/home/authors/data/{source}/{i}.flac"
+            rows.append({"track_id": f"{source}/{i}", "path": foreign, "label": label,
+                         "source": source, "bench_origin": "test",
+                         "generator": source})  # fmt: skip
+    rows.append({"track_id": "fma_hardneg/gone", "path": "/home/authors/data/fma_hardneg/gone.mp3",
+                 "label": "real", "source": "fma_hardneg", "bench_origin": "test",
+                 "generator": "real"})  # fmt: skip
+    manifest = tmp_path / "artifactbench_v1.json"
+    manifest.write_text(json.dumps({"bench": rows, "metadata": {"version": 1}}))
+    done = cli("run", "--bench", f"artifactbench:{manifest}", "--audio-root", str(root),
+               "--models", "counting", "--workers", "0", cwd=tmp_path)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    run_dir = next(tmp_path.glob("runs/artifactbench-test-*"))
+    preds = pd.read_parquet(run_dir / "predictions.parquet").set_index("track_id")
+    assert len(preds) == 13 and preds.loc["fma_hardneg/gone", "stage"] == "resolve"
+    assert (preds.drop(index="fma_hardneg/gone").status == "scored").all()
+    source = json.loads((run_dir / "run.json").read_text())["bench"]["source"]
+    assert source["form"] == "manifest-v1" and source["rows_unbound"] == 1
+    report = (run_dir / "report.md").read_text()
+    for heading in ("Table VI layout", "Table VII layout", "Table VIII layout", "Table IX layout"):
+        assert heading in report, heading
+    assert (run_dir / "paper.json").is_file()

@@ -39,6 +39,13 @@ def open_bench(spec: str, options: BenchOptions | None = None) -> Bench:
         if not path.is_dir():
             raise UnknownBench(f"bench folder not found: {path}")
         return load_folder_bench(path)
+    if name == "artifactbench":
+        from artifactbench.benches.artifactbench import load_artifactbench
+
+        path = Path(arg).expanduser() if arg else None
+        if path is not None and not path.exists():
+            raise UnknownBench(f"ArtifactBench path not found: {path}")
+        return load_artifactbench(path, options)
     if name == "sonics" and arg:
         from artifactbench.benches.sonics import load_sonics_bench
 
