@@ -1,4 +1,4 @@
-"""Cost of listing a bench: wall time and peak memory to turn a source's metadata into tracks.
+"""Cost of a bench source: wall time and peak memory to list its tracks (and to stream shards).
 
     python benchmarks/benches.py [--repeats 3] [--only NAME ...]
 
@@ -102,12 +102,57 @@ def list_sonics_test_split(work: Path) -> int:
     return len(load_sonics_bench(work, BenchOptions()).tracks)
 
 
+STREAM_ROWS = 2_000
+STREAM_BLOB = 256 * 1024
+STREAM_ROW_GROUP = 100  # what `datasets` writes for audio features
+
+
+def prepare_artifactbench_shards(work: Path) -> str:
+    """2,000 HF-shaped rows of incompressible 256 KiB audio blobs in 100-row row groups."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from artifactbench.benches.catalog import AI_SUBSETS
+
+    rng = np.random.default_rng(0)
+    audio = pa.struct([("bytes", pa.binary()), ("path", pa.string())])
+    work.mkdir(parents=True)
+    per_shard = 500
+    for shard in range(STREAM_ROWS // per_shard):
+        ids = [f"t{shard}-{i:04d}" for i in range(per_shard)]
+        blobs = [{"bytes": rng.bytes(STREAM_BLOB), "path": f"{t}.mp3"} for t in ids]
+        table = pa.table({
+            "track_id": ids,
+            "audio": pa.array(blobs, type=audio),
+            "source": [AI_SUBSETS[i % len(AI_SUBSETS)] for i in range(per_shard)],
+            "generator": ["gen"] * per_shard,
+            "format": ["mp3"] * per_shard,
+        })  # fmt: skip
+        pq.write_table(table, work / f"train-{shard:05d}.parquet", row_group_size=STREAM_ROW_GROUP)
+    total = STREAM_ROWS * STREAM_BLOB / 2**20
+    return f"{STREAM_ROWS:,} shard rows, {total:.0f} MiB of audio, read track by track"
+
+
+def stream_artifactbench_shards(work: Path) -> int:
+    from artifactbench.benches.artifactbench import load_artifactbench
+
+    tracks = load_artifactbench(work, BenchOptions()).tracks
+    return sum(1 for t in tracks if len(t.read_bytes()) == STREAM_BLOB)
+
+
 MEASURES: dict[str, Measure] = {
     "sonics:PATH test split": Measure(prepare_sonics_test_split, list_sonics_test_split),
+    "artifactbench:PATH stream": Measure(prepare_artifactbench_shards, stream_artifactbench_shards),
 }
 
 
 def _peak_rss_mib() -> float:
+    """This process's high-water mark (VmHWM): unlike ru_maxrss it does not inherit the parent's
+    peak across fork + exec, so a big `prepare` in the parent cannot inflate it."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 

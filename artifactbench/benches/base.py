@@ -73,7 +73,7 @@ class Track:
         return f"{os.path.abspath(ref)}{where}|{st.st_size}|{st.st_mtime_ns}"
 
 
-@lru_cache(maxsize=2)
+@lru_cache(maxsize=1)  # one row group of encoded audio per process: memory stays flat
 def _row_group_audio(path: str, row_group: int, column: str) -> list[bytes | None]:
     table = pq.ParquetFile(path).read_row_group(row_group, columns=[column])
     col = table.column(column).to_pylist()
