@@ -217,6 +217,9 @@ def score(
     model: Annotated[str, typer.Option(help="model id")],
     weights: Annotated[Path | None, typer.Option(help="weights file")] = None,
     bench: Annotated[str, typer.Option(help="bench a bench-fitted model fits on")] = "demo",
+    audio_root: Annotated[
+        list[Path] | None, typer.Option(help="local audio of that bench's manifest (repeatable)")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="one JSON object per line")] = False,
     threshold: Annotated[float | None, typer.Option(min=0.0, max=1.0)] = None,
 ) -> None:
@@ -229,7 +232,10 @@ def score(
         raise UsageProblem("score takes exactly one --model")
     card = cards[0]
     options = RunOptions(workers=_default_workers(), weights=_weights_for(cards, weights))
-    bench_obj = _parse_bench(bench) if card.fits_on_bench and weights is None else None
+    from artifactbench.benches import BenchOptions
+
+    fits = card.fits_on_bench and weights is None
+    bench_obj = _parse_bench(bench, BenchOptions(tuple(audio_root or ()))) if fits else None
     loaded, skipped = load_models(cards, bench_obj, options)
     if skipped:
         raise UsageProblem(f"{card.id} is unavailable: {skipped[0].reason}; fix: {skipped[0].hint}")
