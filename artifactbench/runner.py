@@ -33,6 +33,7 @@ from artifactbench.detectors.base import (
     DetectorCard,
     FitPlan,
     LoadContext,
+    Scored,
     Unavailable,
 )
 from artifactbench.detectors.registry import backend
@@ -41,7 +42,7 @@ from artifactbench.store import ScoreKey, ScoreRow, ScoreStore
 
 PREDICTION_COLUMNS = (
     "model", "track_id", "bench", "subset", "label", "generator", "bench_origin",
-    "prob", "status", "stage", "error", "seconds",
+    "prob", "status", "stage", "error", "seconds", "note",
 )  # fmt: skip
 
 
@@ -227,13 +228,15 @@ def _inference_failure(exc: Exception) -> ScoreRow:
     return ScoreRow(None, "failed", "inference", message, 0.0)
 
 
-def _score_row(prob: float | None, seconds: float) -> ScoreRow:
+def _score_row(result: float | Scored | None, seconds: float) -> ScoreRow:
+    prob, note = (result.prob, result.note) if isinstance(result, Scored) else (result, None)
     if prob is None or not np.isfinite(prob):
-        return ScoreRow(None, "failed", "inference", "model returned a non-finite score", seconds)
+        message = note or "model returned a non-finite score"
+        return ScoreRow(None, "failed", "inference", message, seconds)
     if not 0.0 <= prob <= 1.0:
         message = f"model returned {prob:g}, not a probability in [0, 1]"
-        return ScoreRow(None, "failed", "inference", message, seconds)
-    return ScoreRow(float(prob), "scored", None, None, seconds)
+        return ScoreRow(None, "failed", "inference", message, seconds, note)
+    return ScoreRow(float(prob), "scored", None, None, seconds, note)
 
 
 def score_key(detector: Detector) -> ScoreKey:
@@ -324,12 +327,12 @@ def predictions_table(
             if i in resolve_failures:
                 failure = resolve_failures[i]
                 rows.append({**base, "prob": None, "status": "failed", "stage": "resolve",
-                             "error": failure.error, "seconds": 0.0})  # fmt: skip
+                             "error": failure.error, "seconds": 0.0, "note": None})  # fmt: skip
                 continue
             answer = answers[shas[i]]
             rows.append({**base, "prob": answer.prob, "status": answer.status,
                          "stage": answer.stage, "error": answer.error,
-                         "seconds": answer.seconds})  # fmt: skip
+                         "seconds": answer.seconds, "note": answer.note})  # fmt: skip
     return rows
 
 

@@ -25,6 +25,7 @@ CREATE TABLE IF NOT EXISTS scores (
     stage TEXT,
     error TEXT,
     seconds REAL NOT NULL,
+    note TEXT,
     PRIMARY KEY (detector, weights_sha256, protocol, audio_sha256)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS audio_index (
@@ -50,6 +51,7 @@ class ScoreRow:
     stage: str | None
     error: str | None
     seconds: float
+    note: str | None = None  # what the model reported besides P(AI), e.g. excluded chunks
 
 
 class ScoreStore:
@@ -62,6 +64,9 @@ class ScoreStore:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(scores)")}
+        if "note" not in columns:  # a store written before notes existed
+            self._db.execute("ALTER TABLE scores ADD COLUMN note TEXT")
 
     def close(self) -> None:
         self._db.close()
@@ -100,7 +105,7 @@ class ScoreStore:
             part = wanted[start : start + 900]
             marks = ",".join("?" * len(part))
             rows = self._db.execute(
-                "SELECT audio_sha256, prob, status, stage, error, seconds FROM scores WHERE "
+                "SELECT audio_sha256, prob, status, stage, error, seconds, note FROM scores WHERE "
                 f"detector=? AND weights_sha256=? AND protocol=? AND audio_sha256 IN ({marks})",
                 (key.detector, key.weights_sha256, key.protocol, *part),
             )
@@ -120,7 +125,8 @@ class ScoreStore:
                 list(locators),
             )
             self._db.executemany(
-                "INSERT OR REPLACE INTO scores VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT OR REPLACE INTO scores (detector, weights_sha256, protocol, audio_sha256, "
+                "prob, status, stage, error, seconds, note) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [
                     (
                         k.detector,
@@ -132,6 +138,7 @@ class ScoreStore:
                         r.stage,
                         r.error,
                         r.seconds,
+                        r.note,
                     )
                     for k, sha, r in results
                 ],

@@ -175,3 +175,21 @@ def test_n_per_source_draws_the_same_cohort_for_every_model(
     assert {t.track_id for t in cohort(file_bench.tracks, 2, 8)} != expected
     run_json = json.loads((result.run_dir / "run.json").read_text())
     assert run_json["cohort"] == {"n_per_source": 2, "seed": 7}
+
+
+def test_a_model_note_is_kept_and_explains_a_non_finite_score() -> None:
+    from artifactbench.detectors.base import Scored
+    from artifactbench.runner import _score_row
+
+    kept = _score_row(Scored(0.7, "2 of 7 chunks non-finite, excluded"), 0.1)
+    assert (kept.status, kept.prob, kept.note) == (
+        "scored",
+        0.7,
+        "2 of 7 chunks non-finite, excluded",
+    )
+    failed = _score_row(Scored(float("nan"), "all 7 chunks non-finite"), 0.1)
+    assert (failed.status, failed.stage, failed.error) == (
+        "failed",
+        "inference",
+        "all 7 chunks non-finite",
+    )

@@ -40,3 +40,23 @@ def test_store_survives_reopening(tmp_path: Path) -> None:
         store.write([(KEY, "a", ScoreRow(0.25, "scored", None, None, 0.1))])
     with ScoreStore(tmp_path / "s.sqlite") as store:
         assert store.fetch(KEY, ["a"])["a"].prob == 0.25
+
+
+def test_a_store_written_before_notes_is_migrated(tmp_path: Path) -> None:
+    import sqlite3
+
+    path = tmp_path / "old.sqlite"
+    db = sqlite3.connect(path)
+    db.execute(
+        "CREATE TABLE scores (detector TEXT NOT NULL, weights_sha256 TEXT NOT NULL, "
+        "protocol TEXT NOT NULL, audio_sha256 TEXT NOT NULL, prob REAL, status TEXT NOT NULL, "
+        "stage TEXT, error TEXT, seconds REAL NOT NULL, "
+        "PRIMARY KEY (detector, weights_sha256, protocol, audio_sha256)) WITHOUT ROWID"
+    )
+    db.execute("INSERT INTO scores VALUES ('det', 'w1', 'p1', 'a', 0.4, 'scored', NULL, NULL, 1)")
+    db.commit()
+    db.close()
+    with ScoreStore(path) as store:
+        assert store.fetch(KEY, ["a"])["a"] == ScoreRow(0.4, "scored", None, None, 1.0, None)
+        store.write([(KEY, "b", ScoreRow(0.6, "scored", None, None, 0.1, "a note"))])
+        assert store.fetch(KEY, ["b"])["b"].note == "a note"

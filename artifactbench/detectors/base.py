@@ -54,6 +54,17 @@ class DetectorCard:
         return out
 
 
+@dataclass(frozen=True)
+class Scored:
+    """P(AI) with what the model has to say about it, e.g. chunks it had to exclude.
+
+    A non-finite `prob` marks a track the model could not score; `note` then says why.
+    """
+
+    prob: float
+    note: str | None = None
+
+
 class Unavailable(Exception):
     """The detector's weights or backend are not here; `hint` is the command that fixes it."""
 
@@ -87,8 +98,8 @@ class Detector(Protocol):
     weights_sha256: str
     provenance: dict[str, Any]
 
-    def score(self, views: list[np.ndarray]) -> list[float]:
-        """P(AI) per view; NaN marks a view the model could not score."""
+    def score(self, views: list[np.ndarray]) -> list[float | Scored]:
+        """P(AI) per view (or `Scored` with a note); NaN marks a view it could not score."""
         ...
 
 
