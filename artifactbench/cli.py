@@ -292,6 +292,28 @@ def fetch_bench(
     out.print(f"fetched {name} into {snapshot}", markup=False, highlight=False)
 
 
+@fetch_app.command("model")
+def fetch_model_command(
+    name: Annotated[str, typer.Argument(help="model id (see `artifactbench models`)")],
+    source: Annotated[
+        str | None, typer.Option("--from", help="path or URL for files not on the hub")
+    ] = None,
+) -> None:
+    """Fetch a model's pinned files and encoders into the cache (the hub must be reachable)."""
+    from artifactbench.assets import FetchError, fetch_model, model_dir
+
+    card = _parse_models(name)
+    if len(card) != 1 or card[0].fits_on_bench:
+        raise UsageProblem(f"{name}: fetch one model with published weights")
+    try:
+        record = fetch_model(card[0], source)
+    except FetchError as exc:
+        err.print(f"error: {exc}", markup=False, highlight=False)
+        raise typer.Exit(1) from exc
+    files = ", ".join(f"{k} ({v[:12]})" for k, v in sorted(record["files"].items()))
+    out.print(f"fetched {card[0].id} into {model_dir(card[0])}: {files}", markup=False)
+
+
 @app.command()
 def benches() -> None:
     """List bench sources and whether each is ready here."""

@@ -60,6 +60,8 @@ def folder_bench(root: Path, n: int = 6, broken: bool = True) -> Path:
         (["frobnicate"], "Commands: run, sanity, report, score"),
         (["report", "/no/such/run"], "not a run directory"),
         (["score", "x.wav", "--model", "nope"], "choose from: all, fakeprint"),
+        (["fetch", "model", "fakeprint"], "fetch one model with published weights"),
+        (["fetch", "bench", "sonics"], "choose from: artifactbench"),
     ],
 )
 def test_wrong_input_is_one_line_and_exit_2(tmp_path: Path, args: list[str], needle: str) -> None:

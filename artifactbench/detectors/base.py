@@ -16,8 +16,22 @@ from artifactbench.audio import ViewSpec
 
 @dataclass(frozen=True)
 class AssetFile:
+    """One weight file: fetched from the card's repo at its revision, or from `url`."""
+
     name: str
     sha256: str | None = None
+    optional: bool = False
+    url: str | None = None
+
+
+@dataclass(frozen=True)
+class EncoderRef:
+    """A pretrained encoder a detector builds on, pinned to a hub revision."""
+
+    name: str
+    repo: str
+    revision: str
+    trust_remote_code: bool = False
 
 
 @dataclass(frozen=True)
@@ -35,6 +49,7 @@ class DetectorCard:
     repo: str | None = None
     revision: str | None = None
     files: tuple[AssetFile, ...] = ()
+    encoders: tuple[EncoderRef, ...] = ()
     fits_on_bench: bool = False
     module: str | None = None
     paper_name: str | None = None
@@ -51,6 +66,7 @@ class DetectorCard:
     def to_json(self) -> dict[str, Any]:
         out = asdict(self)
         out["files"] = [asdict(f) for f in self.files]
+        out["encoders"] = [asdict(e) for e in self.encoders]
         return out
 
 

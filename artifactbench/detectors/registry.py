@@ -13,7 +13,7 @@ from typing import Any
 import yaml
 
 from artifactbench.audio import ViewSpec
-from artifactbench.detectors.base import AssetFile, DetectorCard
+from artifactbench.detectors.base import AssetFile, DetectorCard, EncoderRef
 
 # family -> module implementing `load(card, weights, device, context)`; imported only when chosen.
 FAMILIES: dict[str, str] = {
@@ -28,8 +28,9 @@ class UnknownModel(ValueError):
 def card_from_dict(data: dict[str, Any]) -> DetectorCard:
     view = ViewSpec(**data.get("view", {}))
     files = tuple(AssetFile(**f) for f in data.get("files", []) or [])
-    fields = {k: v for k, v in data.items() if k not in ("view", "files")}
-    return DetectorCard(view=view, files=files, **fields)
+    encoders = tuple(EncoderRef(**e) for e in data.get("encoders", []) or [])
+    fields = {k: v for k, v in data.items() if k not in ("view", "files", "encoders")}
+    return DetectorCard(view=view, files=files, encoders=encoders, **fields)
 
 
 def card_dirs() -> list[Path]:
@@ -84,6 +85,8 @@ def backend(card: DetectorCard) -> Any:
 
 def availability(card: DetectorCard) -> str:
     """A one-line answer to "can this run here?", without importing the backend."""
+    from artifactbench.assets import resolve_encoder, resolve_files
+    from artifactbench.detectors.base import Unavailable
     from artifactbench.paths import cache_dir
 
     if card.fits_on_bench:
@@ -91,4 +94,10 @@ def availability(card: DetectorCard) -> str:
         return (
             f"available: fits on the bench's train split on first use ({len(fits)} cached fit(s))"
         )
-    return "available"
+    try:
+        resolve_files(card, None)
+        for encoder in card.encoders:
+            resolve_encoder(card, encoder.name)
+    except Unavailable as exc:
+        return f"not available: {exc}; fix: {exc.hint} (or pass --weights)"
+    return "available (fetched)"
