@@ -225,7 +225,7 @@ def score(
 ) -> None:
     """Score audio files with one model: path, P(AI), verdict per line."""
     from artifactbench.audio import DecodeError, decode_audio, detector_view
-    from artifactbench.runner import RunOptions, load_models
+    from artifactbench.runner import RunOptions, load_models, score_row
 
     cards = _parse_models(model)
     if len(cards) != 1:
@@ -245,22 +245,29 @@ def score(
     for path in files:
         try:
             view = detector_view(decode_audio(path), card.view)
-            prob = detector.score([view])[0]
+            row = score_row(detector.score([view])[0], 0.0)
+            if row.status == "failed":
+                raise RuntimeError(row.error)
+            prob = row.prob
             verdict = "ai" if prob >= cut else "real"
             record = {"path": str(path), "prob": prob, "verdict": verdict, "model": card.id}
+            if row.note:
+                record["note"] = row.note
         except DecodeError as exc:
             failures += 1
             record = {"path": str(path), "prob": None, "verdict": None, "error": str(exc)}
         except Exception as exc:  # noqa: BLE001 - a model error costs this file, not the rest
             failures += 1
-            message = f"inference: {type(exc).__name__}: {exc}".splitlines()[0]
+            kind = "" if isinstance(exc, RuntimeError) else f"{type(exc).__name__}: "
+            message = f"inference: {kind}{exc}".splitlines()[0]
             record = {"path": str(path), "prob": None, "verdict": None, "error": message}
         if as_json:
             print(json.dumps(record), flush=True)
         elif record["prob"] is None:
             print(f"{path}\terror: {record['error']}", file=sys.stderr, flush=True)
         else:
-            print(f"{path}\t{prob:.4f}\t{verdict}", flush=True)
+            note = f"\t({record['note']})" if "note" in record else ""
+            print(f"{path}\t{prob:.4f}\t{verdict}{note}", flush=True)
     if failures:
         raise typer.Exit(1)
 

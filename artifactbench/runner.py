@@ -207,7 +207,7 @@ class _Scorer:
             self.calls += 1
             probs = detector.score([view for _, view in batch])
             per = (time.perf_counter() - start) / len(batch)
-            return [(sha, _score_row(p, per)) for (sha, _), p in zip(batch, probs, strict=True)]
+            return [(sha, score_row(p, per)) for (sha, _), p in zip(batch, probs, strict=True)]
         except Exception as exc:  # noqa: BLE001 - a model error is a recorded failure
             if len(batch) == 1:
                 return [(batch[0][0], _inference_failure(exc))]
@@ -217,7 +217,7 @@ class _Scorer:
             try:
                 self.calls += 1
                 prob = detector.score([view])[0]
-                out.append((sha, _score_row(prob, time.perf_counter() - one)))
+                out.append((sha, score_row(prob, time.perf_counter() - one)))
             except Exception as exc:  # noqa: BLE001 - a model error is a recorded failure
                 out.append((sha, _inference_failure(exc)))
         return out
@@ -228,7 +228,7 @@ def _inference_failure(exc: Exception) -> ScoreRow:
     return ScoreRow(None, "failed", "inference", message, 0.0)
 
 
-def _score_row(result: float | Scored | None, seconds: float) -> ScoreRow:
+def score_row(result: float | Scored | None, seconds: float) -> ScoreRow:
     prob, note = (result.prob, result.note) if isinstance(result, Scored) else (result, None)
     if prob is None or not np.isfinite(prob):
         message = note or "model returned a non-finite score"

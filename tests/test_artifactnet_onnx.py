@@ -21,7 +21,7 @@ from artifactbench.codecs import encode_audio
 from artifactbench.detectors import artifactnet_onnx as an
 from artifactbench.detectors.base import LoadContext, Scored, Unavailable
 from artifactbench.detectors.registry import cards, resolve_models
-from artifactbench.runner import RunOptions, _score_row, run
+from artifactbench.runner import RunOptions, run, score_row
 from tests.conftest import RATE, python_cli
 
 W = 176400
@@ -227,9 +227,9 @@ def test_nan_chunks_are_excluded_and_counted(tmp_path: Path) -> None:
     assert clean == pytest.approx(0.4, abs=1e-6)
     assert isinstance(all_nan, Scored) and math.isnan(all_nan.prob)
     assert all_nan.note == "all 7 chunks non-finite"
-    row = _score_row(all_nan, 0.1)
+    row = score_row(all_nan, 0.1)
     assert (row.status, row.stage, row.error) == ("failed", "inference", "all 7 chunks non-finite")
-    kept_row = _score_row(two_nan, 0.1)
+    kept_row = score_row(two_nan, 0.1)
     assert kept_row.status == "scored" and kept_row.note == "2 of 7 chunks non-finite, excluded"
 
 
@@ -412,3 +412,25 @@ def test_cli_scores_a_file_with_a_given_graph(tmp_path: Path) -> None:
     assert record["model"] == "artifactnet"
     assert record["prob"] == pytest.approx(float(np.median(expected(view))), abs=1e-5)
     assert record["verdict"] == ("ai" if record["prob"] >= 0.5 else "real")
+
+
+def test_cli_reports_excluded_chunks_and_an_all_nan_file(tmp_path: Path) -> None:
+    """sqrt(first sample): chunks starting below zero are NaN; a negative track is all NaN."""
+    graph = sqrt_first_sample_graph(tmp_path / "sqrt.onnx")
+    t = np.arange(9 * RATE) / RATE
+    mixed = tmp_path / "mixed.wav"
+    mixed.write_bytes(encode_audio((0.5 * np.sin(2 * np.pi * 0.37 * t)).astype(np.float32),
+                                   RATE, "wav"))  # fmt: skip
+    negative = tmp_path / "negative.wav"
+    negative.write_bytes(encode_audio(np.full(t.size, -0.25, np.float32), RATE, "wav"))
+    view = detector_view(decode_audio(mixed), cards()["artifactnet"].view)
+    n_nan = int((view[:, 0] < 0).sum())
+    assert 0 < n_nan < 7
+    args = [*python_cli(), "score", str(mixed), str(negative), "--model", "artifactnet",
+            "--weights", str(graph), "--json"]  # fmt: skip
+    done = subprocess.run(args, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 1, done.stderr
+    good, bad = (json.loads(line) for line in done.stdout.strip().splitlines())
+    assert good["note"] == f"{n_nan} of 7 chunks non-finite, excluded"
+    assert good["prob"] == pytest.approx(float(np.median(np.sqrt(view[view[:, 0] >= 0, 0]))))
+    assert bad["prob"] is None and bad["error"] == "inference: all 7 chunks non-finite"

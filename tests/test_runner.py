@@ -153,11 +153,11 @@ def test_broken_corpus_costs_one_row_each_and_the_rest_is_scored(
 
 @pytest.mark.parametrize("prob", [float("nan"), float("inf"), -0.01, 1.5, None])
 def test_a_score_that_is_not_a_probability_is_an_inference_failure(prob: float | None) -> None:
-    from artifactbench.runner import _score_row
+    from artifactbench.runner import score_row
 
-    row = _score_row(prob, 0.1)
+    row = score_row(prob, 0.1)
     assert (row.status, row.stage, row.prob) == ("failed", "inference", None)
-    assert _score_row(0.0, 0.1).status == _score_row(1.0, 0.1).status == "scored"
+    assert score_row(0.0, 0.1).status == score_row(1.0, 0.1).status == "scored"
 
 
 def test_n_per_source_draws_the_same_cohort_for_every_model(
@@ -180,15 +180,15 @@ def test_n_per_source_draws_the_same_cohort_for_every_model(
 
 def test_a_model_note_is_kept_and_explains_a_non_finite_score() -> None:
     from artifactbench.detectors.base import Scored
-    from artifactbench.runner import _score_row
+    from artifactbench.runner import score_row
 
-    kept = _score_row(Scored(0.7, "2 of 7 chunks non-finite, excluded"), 0.1)
+    kept = score_row(Scored(0.7, "2 of 7 chunks non-finite, excluded"), 0.1)
     assert (kept.status, kept.prob, kept.note) == (
         "scored",
         0.7,
         "2 of 7 chunks non-finite, excluded",
     )
-    failed = _score_row(Scored(float("nan"), "all 7 chunks non-finite"), 0.1)
+    failed = score_row(Scored(float("nan"), "all 7 chunks non-finite"), 0.1)
     assert (failed.status, failed.stage, failed.error) == (
         "failed",
         "inference",
