@@ -19,6 +19,7 @@ from artifactbench.detectors.base import AssetFile, DetectorCard, EncoderRef
 FAMILIES: dict[str, str] = {
     "artifactnet_onnx": "artifactbench.detectors.artifactnet_onnx",
     "fakeprint": "artifactbench.detectors.fakeprint",
+    "spectttra": "artifactbench.detectors.spectttra",
 }
 
 
