@@ -34,9 +34,9 @@ from artifactbench.detectors.clam import (
 )
 from artifactbench.detectors.registry import backend, cards
 
-FIXTURE = Path("/work/shared/fixtures/clam-head-random")
-if not FIXTURE.is_dir():
-    FIXTURE = Path(__file__).parent / "fixtures" / "clam-head-random"
+# The MoM-CLAM head `CLAM(13, 13, 768, 768)` with seeded random weights, saved as upstream saves
+# it, with features and the logits upstream's own code gives (see its expected.json note).
+FIXTURE = Path(__file__).parent / "fixtures" / "clam-head-random"
 WIDTH = 16  # tiny encoders: 12 layers (13 hidden states) of width 16
 CONV = {
     "conv_dim": (8,) * 7,
