@@ -20,15 +20,15 @@ edge effects that resampling an already cut 44.1 kHz excerpt would add at both e
 
 Encoders load through transformers from local snapshots only (never downloaded here). MERT needs
 `trust_remote_code`; it is granted only to a snapshot whose revision is verified to be the card's
-pin. Tested with transformers 5.24 (torch 2.13). Two release-specific problems are handled:
-transformers 4.48 reads `config.conv_pos_batch_norm` unguarded and MERT's config lacks it
-(AttributeError, transformers issue #35656); MERT-v1 uses HuBERT's weight-normed positional
-convolution, never batch norm (its checkpoints hold no `pos_conv_embed.batch_norm` tensors), so
-the attribute is set to False and the model built again. From transformers 5, HuBERT's encoder no
-longer returns hidden states (a decorator on `HubertModel.forward` collects them) and MERT's own
-forward bypasses it, so `hidden_states` comes back None; the same 13 tensors are then taken with
-forward hooks on the encoder layers. Encoders run in float16 on CUDA and float32 on CPU; the time
-mean and the head are float32.
+pin. Tested with transformers 5.24 and torch 2.13, MERT's two quirks reproduced by a stand-in
+model in the tests. Those quirks: transformers 4.48 reads `config.conv_pos_batch_norm` unguarded
+and MERT's config lacks it (AttributeError, transformers issue #35656); MERT-v1 was written on
+HuBERT before that option existed (it defaults to False), so its positional convolution is the
+weight-normed one: the attribute is set to False and the model built again. From transformers
+5, HuBERT's encoder no longer returns hidden states (a decorator on `HubertModel.forward` collects
+them) and MERT's own forward bypasses it, so `hidden_states` comes back None; the same 13 tensors
+are then taken with forward hooks on the encoder layers. Encoders run in float16 on CUDA and
+float32 on CPU; the time mean and the head are float32.
 """
 
 from __future__ import annotations
