@@ -45,7 +45,10 @@ AMIN = 1e-10
 NORM_EPS = 1e-6
 TOKENIZER_LN_EPS = 1e-6
 BLOCK_LN_EPS = 1e-5
-MAX_BATCH = 8  # clips per forward pass: bounds memory for 120 s views, never changes a score
+# Clips per forward pass; scores never depend on it (top_db per clip). On 2 CPU cores a forward
+# of 8 x 120 s clips gave 0.87x the tracks/s of one clip at a time (benchmarks/detectors.py), so
+# the CPU takes one clip at a time, at the least memory; an accelerator takes 8.
+CLIPS_PER_FORWARD = {"cpu": 1, "accelerator": 8}
 TOP_DB_NOTE = (
     "top_db is applied per clip (floor at each clip's own max); upstream SONICS floors at the "
     "max of the whole batch, so its scores depend on batch composition. Identical for one clip."
@@ -372,6 +375,8 @@ class SpecTTTraDetector:
         self.device = device
         self.weights_sha256 = weights_sha256
         self.provenance = provenance
+        kind = "cpu" if torch.device(device).type == "cpu" else "accelerator"
+        self.clips_per_forward = CLIPS_PER_FORWARD[kind]
 
     def score(self, views: list[np.ndarray]) -> list[float]:
         want = self.model.config.max_len
@@ -380,8 +385,9 @@ class SpecTTTraDetector:
                 raise ValueError(f"view of shape {view.shape}; this model takes ({want},) samples")
         out: list[float] = []
         with torch.inference_mode():
-            for i in range(0, len(views), MAX_BATCH):
-                batch = torch.from_numpy(np.stack(views[i : i + MAX_BATCH]).astype(np.float32))
+            for i in range(0, len(views), self.clips_per_forward):
+                chunk = views[i : i + self.clips_per_forward]
+                batch = torch.from_numpy(np.stack(chunk).astype(np.float32))
                 logits = self.model(batch.to(self.device))
                 out.extend(torch.sigmoid(logits.double()).cpu().tolist())
         return out
