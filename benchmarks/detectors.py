@@ -9,13 +9,24 @@ of `MEASURES` returns one table row; the script prints them as a markdown table.
 from __future__ import annotations
 
 import argparse
+import tempfile
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+TRACKS = 16
 ROUNDS = 3
+
+
+def _tracks_per_second(score: Callable[[list[np.ndarray]], Any], views: list, batch: int) -> float:
+    score(views[:batch])  # warm-up: first-call allocations are not part of steady throughput
+    start = time.perf_counter()
+    for i in range(0, len(views), batch):
+        score(views[i : i + batch])
+    return len(views) / (time.perf_counter() - start)
 
 
 def batched_vs_single(
@@ -79,8 +90,141 @@ SURROGATE_LAYERS = ((1, 64, 64, 16), (64, 128, 9, 4), (128, 256, 9, 4), (256, 51
                     (512, 512, 9, 2))  # fmt: skip
 
 
+def _conv_surrogate_onnx(path: Path) -> int:
+    """A 4.0M-parameter net with the ArtifactNet contract, exported to `path`; its param count.
+
+    Strided Conv1d-BN-ReLU layers straight over the 176,400 samples, then two linear layers and
+    a sigmoid: the published graph's size and interface, not its STFT / UNet / HPSS arithmetic.
+    """
+    import warnings
+
+    import torch
+
+    class Surrogate(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            layers: list[torch.nn.Module] = []
+            for c_in, c_out, kernel, stride in SURROGATE_LAYERS:
+                conv = torch.nn.Conv1d(c_in, c_out, kernel, stride=stride)
+                layers += [conv, torch.nn.BatchNorm1d(c_out), torch.nn.ReLU()]
+            self.features = torch.nn.Sequential(*layers)
+            self.head = torch.nn.Sequential(
+                torch.nn.Linear(512, 256), torch.nn.ReLU(), torch.nn.Linear(256, 1)
+            )
+
+        def forward(self, audio: torch.Tensor) -> torch.Tensor:
+            pooled = self.features(audio.unsqueeze(1)).mean(dim=2)
+            return torch.sigmoid(self.head(pooled)).squeeze(1)
+
+    torch.manual_seed(0)
+    model = Surrogate().eval()
+    with warnings.catch_warnings():  # the TorchScript exporter's deprecation notice
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            model, (torch.zeros(2, 176400),), str(path), input_names=["audio"],
+            output_names=["p_ai"], dynamic_axes={"audio": {0: "batch"}, "p_ai": {0: "batch"}},
+            opset_version=17, dynamo=False,
+        )  # fmt: skip
+    return sum(p.numel() for p in model.parameters())
+
+
+def artifactnet_onnx() -> dict[str, Any]:
+    """ArtifactNet's contract at its size (4.0M) through the adapter: 7 x 4 s chunks per track,
+    8 tracks (56 chunks) in one `session.run` against one track (7 chunks) per run."""
+    from artifactbench.audio import detector_view
+    from artifactbench.detectors import artifactnet_onnx as an
+    from artifactbench.detectors.base import LoadContext
+    from artifactbench.detectors.registry import cards
+
+    card = cards()["artifactnet"]
+    with tempfile.TemporaryDirectory() as tmp:
+        graph = Path(tmp) / "surrogate.onnx"
+        params = _conv_surrogate_onnx(graph)
+        detector = an.load(card, graph, LoadContext(device="cpu"))
+    rng = np.random.default_rng(0)
+    views = [
+        detector_view(rng.uniform(-0.5, 0.5, 30 * 44100).astype(np.float32), card.view)
+        for _ in range(8)
+    ]
+    before = detector.run_calls
+    detector.score(views)
+    runs = detector.run_calls - before
+    batched, single = batched_vs_single(detector.score, views)
+    prov = detector.provenance
+    return {
+        "detector": f"ArtifactNet ONNX contract, conv surrogate ({params:,} params)",
+        "input": "7 x 4 s at 44.1 kHz",
+        "tracks timed": ROUNDS * len(views),
+        "batched tracks/s": f"{batched:.2f} (batch 8 = 56 chunks, {runs} session.run)",
+        "one at a time tracks/s": f"{single:.2f}",
+        "batched / single": f"{batched / single:.2f}x",
+        "runtime": f"onnxruntime {prov['onnxruntime']}, {prov['graph_optimization_level']}, "
+        f"{prov['intra_op_num_threads']} intra-op threads",
+    }
+
+
+def clam() -> dict[str, Any]:
+    """CLAM at full size (HuBERT-base-sized MERT stand-in at 24 kHz, wav2vec2-base at 16 kHz,
+    random) on 100 s protocol buffers cut to 90 s per stream: both tracks through the encoders at
+    once (the head still one track at a time) against one track per call. Two tracks, one round,
+    no warm-up: a track costs tens of seconds on 2 cores, so first-call allocations are noise."""
+    import torch
+    from transformers import (
+        HubertConfig,
+        HubertModel,
+        Wav2Vec2Config,
+        Wav2Vec2FeatureExtractor,
+        Wav2Vec2Model,
+    )
+
+    from artifactbench.audio import PROTOCOL_RATE, ViewSpec
+    from artifactbench.detectors.clam import EXCERPT_SECONDS, CLAMDetector, CLAMHead, Stream
+    from artifactbench.detectors.registry import cards
+
+    torch.manual_seed(0)
+    encoders = (
+        ("mert", HubertModel(HubertConfig()), 24000, False),
+        ("wav2vec2", Wav2Vec2Model(Wav2Vec2Config()), 16000, True),
+    )
+    streams = tuple(
+        Stream(
+            name,
+            model.eval(),
+            Wav2Vec2FeatureExtractor(sampling_rate=rate, do_normalize=normalize),
+            ViewSpec(rate=rate, seconds=EXCERPT_SECONDS, crop="center", pad=True),
+            torch.device("cpu"),
+            torch.float32,
+        )
+        for name, model, rate, normalize in encoders
+    )
+    head = CLAMHead().eval()
+    params = sum(p.numel() for m in (head, *(s.model for s in streams)) for p in m.parameters())
+    rng = np.random.default_rng(0)
+    views = [rng.uniform(-0.5, 0.5, 100 * PROTOCOL_RATE).astype(np.float32) for _ in range(2)]
+
+    def seconds(batch: int) -> float:
+        detector = CLAMDetector(cards()["clam"], head, streams, "random", {}, encoder_batch=batch)
+        start = time.perf_counter()
+        for i in range(0, len(views), batch):
+            detector.score(views[i : i + batch])
+        return time.perf_counter() - start
+
+    batched = len(views) / seconds(2)
+    single = len(views) / seconds(1)
+    return {
+        "detector": f"CLAM ({params:,} params)",
+        "input": "90 s centred per stream (MERT 24 kHz, wav2vec2 16 kHz)",
+        "tracks": len(views),
+        "batched tracks/s": f"{batched:.3f} (encoder batch 2, head per track)",
+        "one at a time tracks/s": f"{single:.3f}",
+        "batched / single": f"{batched / single:.2f}x",
+    }
+
+
 MEASURES: dict[str, Callable[[], dict[str, Any]]] = {
     "spectttra-alpha-120s": spectttra_alpha_120s,
+    "artifactnet": artifactnet_onnx,
+    "clam": clam,
 }
 
 
