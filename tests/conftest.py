@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -13,6 +14,21 @@ from artifactbench.codecs import encode_audio
 
 PLUGINS = Path(__file__).parent / "plugins"
 RATE = 44100
+
+
+def upstream_fixtures() -> Path:
+    """The upstream-format checkpoints with the authors' outputs (`shared/fixtures` beside the
+    checkout, or `ARTIFACTBENCH_FIXTURES`). Missing: skipped locally, an error in CI."""
+    env = os.environ.get("ARTIFACTBENCH_FIXTURES")
+    path = Path(env) if env else Path(__file__).resolve().parents[2] / "shared" / "fixtures"
+    if not path.is_dir():
+        if os.environ.get("CI"):
+            raise RuntimeError(f"upstream fixtures not found at {path}")
+        pytest.skip(
+            f"upstream fixtures not found at {path} (set ARTIFACTBENCH_FIXTURES)",
+            allow_module_level=True,
+        )
+    return path
 
 
 @pytest.fixture(autouse=True)

@@ -33,10 +33,11 @@ from artifactbench.detectors.clam import (
     load_stream,
 )
 from artifactbench.detectors.registry import backend, cards
+from tests.conftest import upstream_fixtures
 
 # The MoM-CLAM head `CLAM(13, 13, 768, 768)` with seeded random weights, saved as upstream saves
 # it, with features and the logits upstream's own code gives (see its expected.json note).
-FIXTURE = Path(__file__).parent / "fixtures" / "clam-head-random"
+FIXTURE = upstream_fixtures() / "clam-head-random"
 WIDTH = 16  # tiny encoders: 12 layers (13 hidden states) of width 16
 CONV = {
     "conv_dim": (8,) * 7,

@@ -23,8 +23,9 @@ from artifactbench.detectors.spectttra import (
     SpecTTTraConfig,
     htk_mel_filterbank,
 )
+from tests.conftest import upstream_fixtures
 
-FIXTURES = Path(__file__).parent / "fixtures"
+FIXTURES = upstream_fixtures()
 TINY = FIXTURES / "spectttra-tiny-5s"
 SHAPES = FIXTURES / "spectttra-alpha-120s.shapes.json"
 
