@@ -3,6 +3,7 @@ non-finite chunks, the contract check, external weights, and the runner and CLI 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import subprocess
@@ -395,6 +396,8 @@ def test_runner_records_an_all_nan_track_as_an_inference_failure(
     assert (nan.error == "all 7 chunks non-finite").all()
     detectors = json.loads((result.run_dir / "run.json").read_text())["detectors"]
     assert detectors["tiny"]["provenance"]["providers"] == ["CPUExecutionProvider"]
+    digest = hashlib.sha256(weights["tiny"].read_bytes()).hexdigest()
+    assert detectors["tiny"]["provenance"]["files"] == {"artifactnet_v94_full.onnx": digest}
 
 
 def test_cli_scores_a_file_with_a_given_graph(tmp_path: Path) -> None:

@@ -272,7 +272,7 @@ def load(card: DetectorCard, weights: Path | None, context: LoadContext) -> Arti
     External weights are read from `NAME.onnx.data` beside `NAME.onnx`; `weights_sha256` covers
     both files.
     """
-    from artifactbench.assets import files_sha256, resolve_files
+    from artifactbench.assets import cached_sha256, files_sha256, resolve_files
 
     if card.view.crop != "chunks" or card.view.seconds is None:
         raise Unavailable(f"{card.id}: the card's view must be chunks of fixed length", "")
@@ -311,6 +311,7 @@ def load(card: DetectorCard, weights: Path | None, context: LoadContext) -> Arti
     provenance = {
         "onnx": str(onnx_path),
         "external_data": str(data_path) if primary + ".data" in hashed else None,
+        "files": {name: cached_sha256(path) for name, path in sorted(hashed.items())},
         **settings,
         "input": {"name": contract.input_name, "shape": session.get_inputs()[0].shape},
         "output": {"name": contract.output_name, "shape": session.get_outputs()[0].shape},

@@ -395,7 +395,7 @@ class SpecTTTraDetector:
 
 def load(card: DetectorCard, weights: Path | None, context: LoadContext) -> SpecTTTraDetector:
     """The card's published checkpoint (or the `weights` directory), on `context.device`."""
-    from artifactbench.assets import fetch_command, files_sha256, resolve_files
+    from artifactbench.assets import cached_sha256, fetch_command, files_sha256, resolve_files
 
     if weights is not None and weights.is_file():
         weights = weights.parent  # a path to either file names its snapshot folder
@@ -427,5 +427,6 @@ def load(card: DetectorCard, weights: Path | None, context: LoadContext) -> Spec
         "input_shape": list(config.input_shape),
         "params": model.num_parameters(),
         "top_db": TOP_DB_NOTE,
+        "files": {name: cached_sha256(path) for name, path in sorted(files.items())},
     }
     return SpecTTTraDetector(card, model.to(device), device, files_sha256(files), provenance)
