@@ -397,7 +397,7 @@ def test_runner_records_an_all_nan_track_as_an_inference_failure(
     detectors = json.loads((result.run_dir / "run.json").read_text())["detectors"]
     assert detectors["tiny"]["provenance"]["providers"] == ["CPUExecutionProvider"]
     digest = hashlib.sha256(weights["tiny"].read_bytes()).hexdigest()
-    assert detectors["tiny"]["provenance"]["files"] == {"artifactnet_v94_full.onnx": digest}
+    assert detectors["tiny"]["provenance"]["files"] == {"tiny.onnx": digest}
 
 
 def test_cli_scores_a_file_with_a_given_graph(tmp_path: Path) -> None:
