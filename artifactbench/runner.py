@@ -148,12 +148,18 @@ def load_models(
     for card in cards:
         plan = None if bench is None else fit_plan(card, bench, options.workers, progress)
         context = LoadContext(device=options.device, seed=options.seed, fit_plan=plan)
+        weights = options.weights.get(card.id)
         try:
-            loaded.append(backend(card).load(card, options.weights.get(card.id), context))
+            loaded.append(backend(card).load(card, weights, context))
         except Unavailable as exc:
             if options.strict:
                 raise
             skipped.append(Skipped(card.id, str(exc), exc.hint))
+        except Exception as exc:  # noqa: BLE001 - a model that cannot load costs that model only
+            reason = f"{card.id} failed to load: {type(exc).__name__}: {exc}".splitlines()[0]
+            if options.strict:
+                raise Unavailable(reason, "check --weights and the card") from exc
+            skipped.append(Skipped(card.id, reason[:300], "check --weights and the card"))
     return loaded, skipped
 
 

@@ -311,3 +311,26 @@ def test_load_and_score_one_track_at_a_time(tmp_path: Path, encoders) -> None:
 def test_remote_code_needs_the_pinned_revision(tmp_path: Path, encoders) -> None:
     with pytest.raises(Unavailable, match="not verifiably m-a-p/MERT-v1-95M@12af15fef9"):
         load(cards()["clam"], weights_dir(tmp_path, encoders, pin_mert=False), LoadContext())
+
+
+def test_cli_scores_a_file_with_a_weights_folder(
+    tmp_path: Path, encoders, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    """`artifactbench score FILE --model clam --weights DIR` (head + mert/ + wav2vec2/), run in
+    this process because the MERT-like stand-in is registered with transformers only here."""
+    from artifactbench.audio import decode_audio
+    from artifactbench.cli import main
+    from artifactbench.codecs import encode_audio
+
+    folder = weights_dir(tmp_path, encoders, pin_mert=True)
+    song = tmp_path / "song.flac"
+    song.write_bytes(encode_audio(tone(12.0, 7), 44100, "flac"))
+    argv = ["artifactbench", "score", str(song), "--model", "clam", "--weights", str(folder),
+            "--json"]  # fmt: skip
+    monkeypatch.setattr("sys.argv", argv)
+    with pytest.raises(SystemExit) as exit_info:
+        main()
+    assert exit_info.value.code == 0
+    record = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    direct = load(cards()["clam"], folder, LoadContext()).score([decode_audio(song)])[0]
+    assert record["model"] == "clam" and record["prob"] == pytest.approx(direct, abs=1e-6)

@@ -194,3 +194,17 @@ def test_a_model_note_is_kept_and_explains_a_non_finite_score() -> None:
         "inference",
         "all 7 chunks non-finite",
     )
+
+
+def test_a_model_that_fails_to_load_is_skipped_not_the_run(
+    file_bench: Bench, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COUNTING_BROKEN", "1")
+    cards = resolve_models("counting,fakeprint")
+    result = run(file_bench, cards, _options(tmp_path))
+    assert result.models == ["fakeprint"]
+    (skip,) = result.skipped
+    assert skip.model == "counting"
+    assert skip.reason == "counting failed to load: RuntimeError: checkpoint is corrupt"
+    with pytest.raises(Unavailable, match="checkpoint is corrupt"):
+        run(file_bench, cards, _options(tmp_path, strict=True))

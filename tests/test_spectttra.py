@@ -172,3 +172,30 @@ def test_config_parsing_copes_without_max_len() -> None:
     config = copy.deepcopy(tiny_config())
     del config["audio"]["max_len"]
     assert SpecTTTraConfig.from_sonics(config).max_len == 80000
+
+
+def test_cli_scores_files_with_the_checkpoint_folder(tmp_path: Path) -> None:
+    """`artifactbench score FILE --model spectttra-alpha-5s --weights DIR` equals the model run
+    on the protocol's view (16 kHz, centred 5 s, end zero-padded)."""
+    import subprocess
+
+    from artifactbench.audio import decode_audio, detector_view
+    from artifactbench.codecs import encode_audio
+    from tests.conftest import music, python_cli
+
+    long_song, short_song = tmp_path / "long.flac", tmp_path / "short.mp3"
+    long_song.write_bytes(encode_audio(music(1, seconds=8.0), 44100, "flac"))
+    short_song.write_bytes(encode_audio(music(2, seconds=3.0), 44100, "mp3", 128000))
+    args = [*python_cli(), "score", str(long_song), str(short_song), "--model",
+            "spectttra-alpha-5s", "--weights", str(TINY), "--json"]  # fmt: skip
+    done = subprocess.run(args, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    records = [json.loads(line) for line in done.stdout.strip().splitlines()]
+    model = SpecTTTra.from_pretrained(TINY)
+    card = cards()["spectttra-alpha-5s"]
+    for record, song in zip(records, (long_song, short_song), strict=True):
+        view = detector_view(decode_audio(song), card.view)
+        assert view.shape == (80000,)
+        with torch.inference_mode():
+            expected = torch.sigmoid(model(torch.from_numpy(view)[None])).item()
+        assert record["prob"] == pytest.approx(expected, abs=1e-5)

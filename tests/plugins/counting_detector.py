@@ -42,6 +42,8 @@ class CountingDetector:
 
 
 def load(card: DetectorCard, weights: Path | None, context: LoadContext) -> CountingDetector:
+    if os.environ.get("COUNTING_BROKEN"):
+        raise RuntimeError("checkpoint is corrupt")
     if os.environ.get("COUNTING_UNAVAILABLE"):
         raise Unavailable("counting weights are not here", "export COUNTING_UNAVAILABLE=")
     return CountingDetector(card)
