@@ -214,7 +214,7 @@ def clam() -> dict[str, Any]:
     return {
         "detector": f"CLAM ({params:,} params)",
         "input": "90 s centred per stream (MERT 24 kHz, wav2vec2 16 kHz)",
-        "tracks": len(views),
+        "tracks timed": len(views),
         "batched tracks/s": f"{batched:.3f} (encoder batch 2, head per track)",
         "one at a time tracks/s": f"{single:.3f}",
         "batched / single": f"{batched / single:.2f}x",
