@@ -15,9 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from artifactbench.detectors.base import DetectorCard, EncoderRef, Unavailable, sha256_file
-from artifactbench.paths import cache_dir
-
-_TRUE = ("1", "ON", "YES", "TRUE")
+from artifactbench.paths import cache_dir, hub_offline
 
 
 def fetch_command(card: DetectorCard) -> str:
@@ -113,10 +111,6 @@ class FetchError(Exception):
     """A fetch that cannot complete here; the message says what is needed."""
 
 
-def _hub_offline() -> bool:
-    return os.environ.get("HF_HUB_OFFLINE", "").upper() in _TRUE
-
-
 def fetch_model(card: DetectorCard, source: str | None = None) -> dict[str, Any]:
     """Download a card's files and encoders at their pinned revisions into the cache.
 
@@ -156,7 +150,7 @@ def _hub_file(
     try:
         return Path(
             hf_hub_download(
-                repo, name, revision=revision, local_dir=target, local_files_only=_hub_offline()
+                repo, name, revision=revision, local_dir=target, local_files_only=hub_offline()
             )
         )
     except EntryNotFoundError:
@@ -164,11 +158,7 @@ def _hub_file(
             return None
         raise FetchError(f"{repo}@{revision}: no file {name}") from None
     except Exception as exc:  # noqa: BLE001 - network and hub errors all mean the same here
-        reason = f"{type(exc).__name__}: {exc}".splitlines()[0][:200]
-        raise FetchError(
-            f"cannot fetch {repo}/{name}@{revision}: {reason}; the Hugging Face hub must be "
-            "reachable (HF_HUB_OFFLINE unset)"
-        ) from exc
+        raise _hub_failure(f"{repo}/{name}@{revision}", exc) from exc
 
 
 def _hub_snapshot(encoder: EncoderRef) -> Path:
@@ -180,15 +170,19 @@ def _hub_snapshot(encoder: EncoderRef) -> Path:
                 encoder.repo,
                 revision=encoder.revision,
                 local_dir=encoder_dir(encoder),
-                local_files_only=_hub_offline(),
+                local_files_only=hub_offline(),
             )
         )
     except Exception as exc:  # noqa: BLE001 - network and hub errors all mean the same here
-        reason = f"{type(exc).__name__}: {exc}".splitlines()[0][:200]
-        raise FetchError(
-            f"cannot fetch encoder {encoder.repo}@{encoder.revision}: {reason}; the Hugging "
-            "Face hub must be reachable"
-        ) from exc
+        raise _hub_failure(f"encoder {encoder.repo}@{encoder.revision}", exc) from exc
+
+
+def _hub_failure(what: str, exc: Exception) -> FetchError:
+    reason = f"{type(exc).__name__}: {exc}".splitlines()[0][:200]
+    return FetchError(
+        f"cannot fetch {what}: {reason}; the Hugging Face hub must be reachable "
+        "(HF_HUB_OFFLINE unset)"
+    )
 
 
 def _copy_source(source: str | None, name: str, url: str | None, target: Path, hint: str) -> Path:

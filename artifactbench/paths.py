@@ -14,3 +14,10 @@ def cache_dir() -> Path:
     path = Path(root) if root else Path(user_cache_dir("artifactbench"))
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def hub_offline() -> bool:
+    """`HF_HUB_OFFLINE` (or `TRANSFORMERS_OFFLINE`), read at call time: huggingface_hub reads the
+    variables once, when it is first imported."""
+    value = os.environ.get("HF_HUB_OFFLINE") or os.environ.get("TRANSFORMERS_OFFLINE") or ""
+    return value.upper() in ("1", "ON", "YES", "TRUE")

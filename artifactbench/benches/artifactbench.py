@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any, cast
 from artifactbench.benches import catalog
 from artifactbench.benches.base import LABELS, Bench, Label, ResolveError, SubsetInfo, Track
 from artifactbench.benches.shards import read_shard_dir
-from artifactbench.paths import cache_dir
+from artifactbench.paths import cache_dir, hub_offline
 
 if TYPE_CHECKING:
     from artifactbench.benches import BenchOptions
@@ -68,7 +68,6 @@ EDGE_BYTES = 1 << 20
 UNBOUND_LISTED = 20
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _COMMIT = re.compile(r"[0-9a-f]{40}")
-_TRUE = ("1", "ON", "YES", "TRUE")
 
 
 class FetchError(ValueError):
@@ -94,12 +93,6 @@ def default_cache() -> Path:
 # The hub
 
 
-def _hub_offline() -> bool:
-    """Read at call time: huggingface_hub reads the variables once, when it is first imported."""
-    value = os.environ.get("HF_HUB_OFFLINE") or os.environ.get("TRANSFORMERS_OFFLINE") or ""
-    return value.upper() in _TRUE
-
-
 def _fetch_hint(revision: str | None) -> str:
     return FETCH_COMMAND + (f" --revision {revision}" if revision else "")
 
@@ -110,7 +103,7 @@ def fetch_artifactbench(revision: str | None, cache: Path) -> Path:
     Only `*.parquet`, `*.json` and `*.md` are fetched; the audio stays embedded and undecoded.
     With `HF_HUB_OFFLINE` set, only an already cached snapshot is accepted.
     """
-    offline = _hub_offline()
+    offline = hub_offline()
     requested = revision or DEFAULT_REVISION
     try:
         import huggingface_hub
