@@ -157,7 +157,8 @@ def run(
     except Unavailable as exc:
         raise UsageProblem(f"{exc} (fix: {exc.hint})") from exc
     for skip in result.skipped:
-        err.print(f"[yellow]skipped {skip.model}:[/yellow] {skip.reason}; fix: {skip.hint}")
+        reason = skip.reason.removeprefix(f"{skip.model}: ")
+        err.print(f"[yellow]skipped {skip.model}:[/yellow] {reason}; fix: {skip.hint}")
     _print_run(result.run_dir)
     out.print(f"run directory: {result.run_dir}")
 
