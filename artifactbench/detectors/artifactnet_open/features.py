@@ -86,7 +86,7 @@ def median_filter(x: Tensor, kernel: int, dim: int) -> Tensor:
         raise ValueError(f"median kernel must be odd, got {kernel}")
     pad = kernel // 2
     x = x.transpose(dim, -1)
-    length = x.shape[-1]
+    length = int(x.shape[-1])
     padded = torch.index_select(x, -1, _symmetric_index(length, pad))
     windows = torch.stack([padded[..., i : i + length] for i in range(kernel)], dim=-1)
     return torch.topk(windows, pad + 1, dim=-1).values[..., -1].transpose(dim, -1)
