@@ -18,6 +18,7 @@ from artifactbench.detectors.base import AssetFile, DetectorCard, EncoderRef
 # family -> module implementing `load(card, weights, device, context)`; imported only when chosen.
 FAMILIES: dict[str, str] = {
     "artifactnet_onnx": "artifactbench.detectors.artifactnet_onnx",
+    "artifactnet_open": "artifactbench.detectors.artifactnet_open.detector",
     "clam": "artifactbench.detectors.clam",
     "fakeprint": "artifactbench.detectors.fakeprint",
     "spectttra": "artifactbench.detectors.spectttra",

@@ -1,0 +1,140 @@
+"""The open ArtifactNet as a detector family: a trained `.pt` file run in torch.
+
+The view and the song verdict are the published adapter's (7 evenly spaced 4 s chunks, median
+over finite chunk P(AI)), so scores of this family and of its ONNX export compare directly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, fields
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from artifactbench.detectors.artifactnet_onnx import aggregate
+from artifactbench.detectors.artifactnet_open.model import ArtifactNetConfig, ArtifactNetOpen
+from artifactbench.detectors.base import (
+    DetectorCard,
+    LoadContext,
+    Scored,
+    Unavailable,
+    sha256_file,
+)
+
+TRAIN_HINT = "artifactbench train artifactnet-open --bench demo --small"
+
+
+def config_from_dict(data: dict[str, Any]) -> ArtifactNetConfig:
+    """The saved config (lists where the dataclass has tuples); unknown keys are an error."""
+    known = {f.name for f in fields(ArtifactNetConfig)}
+    extra = sorted(set(data) - known)
+    if extra:
+        raise ValueError(f"unknown ArtifactNetConfig fields in weights file: {extra}")
+    return ArtifactNetConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
+
+
+def read_weights(path: Path) -> tuple[ArtifactNetOpen, Tensor, dict[str, Any]]:
+    """(model in eval mode, channel_means [7, n_mels], meta) from a trainer's `.pt` file.
+
+    `weights_only=True` so a weights file can never run code when it is read.
+    """
+    blob = torch.load(path, map_location="cpu", weights_only=True)
+    missing = sorted({"config", "state_dict", "channel_means"} - set(blob))
+    if missing:
+        raise ValueError(f"{path}: not an artifactnet_open weights file (missing {missing})")
+    model = ArtifactNetOpen(config_from_dict(dict(blob["config"])))
+    model.load_state_dict(blob["state_dict"])
+    means = torch.as_tensor(blob["channel_means"], dtype=torch.float32)
+    expected = (7, model.config.n_mels)
+    if tuple(means.shape) != expected:
+        raise ValueError(f"{path}: channel_means has shape {list(means.shape)}, not {expected}")
+    return model.eval(), means, dict(blob.get("meta", {}))
+
+
+def packaged_weights(card: DetectorCard) -> Path | None:
+    """The card's first file when it ships under `artifactbench/data/models/`, else None."""
+    if not card.files:
+        return None
+    path = Path(str(resources.files("artifactbench.data") / "models" / card.files[0].name))
+    return path if path.is_file() else None
+
+
+def _device(requested: str) -> torch.device:
+    if requested.startswith("cuda") and torch.cuda.is_available():
+        return torch.device(requested)
+    return torch.device("cpu")
+
+
+class ArtifactNetOpenDetector:
+    """A loaded open ArtifactNet; all chunks of a batch go through one forward pass."""
+
+    def __init__(
+        self,
+        card: DetectorCard,
+        model: ArtifactNetOpen,
+        device: torch.device,
+        weights_sha256: str,
+        provenance: dict[str, Any],
+    ) -> None:
+        self.card = card
+        self.model = model
+        self.device = device
+        self.width = model.config.segment_samples
+        self.weights_sha256 = weights_sha256
+        self.provenance = provenance
+
+    def chunk_probs(self, chunks: np.ndarray) -> np.ndarray:
+        """P(AI) per chunk row of a [n, width] array, without building a graph for gradients."""
+        with torch.inference_mode():
+            audio = torch.from_numpy(np.ascontiguousarray(chunks, dtype=np.float32))
+            return self.model(audio.to(self.device)).cpu().numpy().astype(np.float64)
+
+    def score(self, views: list[np.ndarray]) -> list[float | Scored]:
+        """Median P(AI) over each track's finite chunks, as the published adapter computes it."""
+        if not views:
+            return []
+        for view in views:
+            if view.ndim != 2 or view.shape[1] != self.width or view.shape[0] == 0:
+                raise ValueError(f"expected chunks [n, {self.width}], got {list(view.shape)}")
+        probs = self.chunk_probs(np.concatenate(views))
+        bounds = np.cumsum([len(v) for v in views])[:-1]
+        return [aggregate(p) for p in np.split(probs, bounds)]
+
+
+def load(card: DetectorCard, weights: Path | None, context: LoadContext) -> ArtifactNetOpenDetector:
+    """`weights` (a `.pt` from the trainer), else the card's packaged file, else Unavailable."""
+    path = weights if weights is not None else packaged_weights(card)
+    if path is None:
+        raise Unavailable(f"{card.id}: no trained weights shipped or given", TRAIN_HINT)
+    if not path.is_file():
+        raise Unavailable(f"{card.id}: weights file {path} does not exist", TRAIN_HINT)
+    try:
+        model, _, meta = read_weights(path)
+    except Exception as exc:  # noqa: BLE001 - any read failure means the file is unusable
+        reason = str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__
+        raise Unavailable(f"{card.id}: cannot read {path}: {reason}", TRAIN_HINT) from exc
+    width = int(round((card.view.seconds or 0) * card.view.rate))
+    if card.view.crop != "chunks" or width != model.config.segment_samples:
+        raise Unavailable(
+            f"{card.id}: the card's view must be chunks of {model.config.segment_samples} "
+            f"samples, as the model was trained on",
+            "",
+        )
+    device = _device(context.device)
+    model.to(device)
+    provenance = {
+        "weights": str(path),
+        "torch": torch.__version__,
+        "requested_device": context.device,
+        "device": str(device),
+        "threads": torch.get_num_threads(),
+        "config": asdict(model.config),
+        "meta": meta,
+        "aggregation": "median of finite chunk P(AI); non-finite chunks excluded and counted",
+        "chunks_per_run": "all chunks of a batch",
+    }
+    return ArtifactNetOpenDetector(card, model, device, sha256_file(path), provenance)
