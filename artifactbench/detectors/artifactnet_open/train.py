@@ -1,0 +1,416 @@
+"""Train the open ArtifactNet on a bench's train split, in the paper's three phases.
+
+1. Distillation: the U-Net residual learns the shape of a teacher residual (L1 + multi-resolution
+   magnitude loss). Demucs is not available offline, so the teacher is the HPSS residual
+   |X| * (1 - H_mask), recorded as `teacher: "hpss"`.
+2. Steering: the CNN learns on frozen residuals, then the U-Net is tuned through the frozen CNN.
+3. Codec-aware tuning: every segment as WAV, MP3, AAC and Opus (128 kbps) in one batch.
+
+Each phase is seeded and checkpointed (`phaseN.pt`), so an interrupted run resumes where it
+stopped and reproduces the weights of an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from artifactbench.audio import PROTOCOL_RATE, ViewSpec, decode_audio
+from artifactbench.benches.base import Bench, Track
+from artifactbench.codecs import encode_audio
+from artifactbench.decoding import decode_stream
+from artifactbench.detectors.artifactnet_open.features import hpss
+from artifactbench.detectors.artifactnet_open.model import ArtifactNetConfig, ArtifactNetOpen
+from artifactbench.metrics import binary_metrics
+
+WEIGHTS_FILE = "artifactnet_open.pt"
+CODEC_VERSIONS = (("mp3", 128000), ("aac", 128000), ("opus", 128000))
+TEACHER = "hpss"
+DEMO_NOTE = (
+    "A model trained on the synthetic demo bench has learned the demo's toy artifacts only: "
+    "its scores mean nothing on real music."
+)
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """How much of each phase to run; the small defaults fit the demo bench on 2 CPU cores.
+
+    A `*_segments` cap keeps the first N segments of a seeded shuffle for that stage (None: all).
+    """
+
+    segments_per_track: int = 1
+    batch: int = 8
+    lr: float = 1e-3
+    distill: int = 1
+    classifier: int = 4
+    steer: int = 1
+    codec: int = 1
+    distill_segments: int | None = 96
+    steer_segments: int | None = 64
+    codec_segments: int | None = 24
+
+    def with_epochs(self, epochs: dict[str, int] | None) -> Schedule:
+        """The schedule with some epoch counts replaced: keys distill, classifier, steer, codec."""
+        if not epochs:
+            return self
+        unknown = set(epochs) - {"distill", "classifier", "steer", "codec"}
+        if unknown:
+            raise ValueError(f"unknown epoch keys {sorted(unknown)}")
+        return dataclasses.replace(self, **{k: int(v) for k, v in epochs.items()})
+
+
+def multi_resolution_loss(
+    pred: Tensor, target: Tensor, scales: Sequence[int] = (1, 2, 4)
+) -> Tensor:
+    """Spectral convergence + log-magnitude L1 of magnitudes pooled at several T-F resolutions.
+
+    Pooling the magnitude grid stands in for re-running the STFT at coarser sizes: cheap, and it
+    still weighs both fine detail and broad spectral shape.
+    """
+    total = pred.new_zeros(())
+    for s in scales:
+        p = nn.functional.avg_pool2d(pred.unsqueeze(1), s) if s > 1 else pred.unsqueeze(1)
+        t = nn.functional.avg_pool2d(target.unsqueeze(1), s) if s > 1 else target.unsqueeze(1)
+        convergence = torch.linalg.vector_norm(t - p) / (torch.linalg.vector_norm(t) + 1e-8)
+        log_mag = (torch.log(p + 1e-6) - torch.log(t + 1e-6)).abs().mean()
+        total = total + convergence + log_mag
+    return total / len(scales)
+
+
+def distillation_loss(residual: Tensor, teacher: Tensor) -> Tensor:
+    """Phase 1: L1 + multi-resolution magnitude loss against the teacher residual."""
+    return (residual - teacher).abs().mean() + multi_resolution_loss(residual, teacher)
+
+
+def hpss_teacher(mag: Tensor, kernel: int) -> Tensor:
+    """The offline teacher: the non-harmonic part |X| * (1 - H_mask) of the HPSS split."""
+    mask_h, _ = hpss(mag, kernel=kernel)
+    return mag * (1.0 - mask_h)
+
+
+def train(
+    bench: Bench,
+    out_dir: Path,
+    *,
+    small: bool,
+    seed: int,
+    phases: Sequence[int] = (1, 2, 3),
+    epochs: dict[str, int] | None = None,
+    workers: int = 1,
+    progress: Callable[[str], None] | None = None,
+    schedule: Schedule | None = None,
+    tracks: Sequence[Track] | None = None,
+) -> Path:
+    """Train on the bench's train tracks (or `tracks`, which must all be train) and return the
+    weights file; phases whose checkpoint exists in `out_dir` are loaded, not rerun."""
+    chosen = list(tracks) if tracks is not None else bench.select("train")
+    leaked = [t.track_id for t in chosen if t.bench_origin != "train"]
+    if leaked:
+        raise ValueError(
+            f"training takes train tracks only; {len(leaked)} are not (e.g. {leaked[0]!r})"
+        )
+    if not chosen:
+        raise ValueError(f"bench {bench.name!r} has no train tracks")
+    bad_phases = set(phases) - {1, 2, 3}
+    if bad_phases:
+        raise ValueError(f"phases must be among 1, 2, 3, got {sorted(bad_phases)}")
+    phases = sorted(set(phases))
+    plan = (schedule or Schedule()).with_epochs(epochs)
+    say = progress or (lambda _msg: None)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    torch.set_num_threads(max(1, min(os.cpu_count() or 1, 8)))
+
+    config = ArtifactNetConfig.small() if small else ArtifactNetConfig()
+    ids = sorted(t.track_id for t in chosen)
+    ids_sha = hashlib.sha256("\n".join(ids).encode()).hexdigest()
+    signature = json.dumps(
+        [dataclasses.asdict(config), dataclasses.asdict(plan), ids_sha, seed], sort_keys=True
+    )
+
+    say(f"decoding {len(chosen)} train tracks")
+    audio, labels = _segments(chosen, config, plan.segments_per_track, workers)
+    log = _LossLog(out_dir / "loss_log.jsonl")
+    torch.manual_seed(seed)
+    model = ArtifactNetOpen(config)
+    done: list[int] = []
+    resumed: list[int] = []
+    for phase in phases:
+        ckpt = out_dir / f"phase{phase}.pt"
+        key = f"{signature}|{done + [phase]}"
+        if ckpt.is_file():
+            saved = torch.load(ckpt, weights_only=True)
+            if saved["key"] != key:
+                raise ValueError(f"{ckpt} was written by another run; remove it or use another dir")
+            model.load_state_dict(saved["state_dict"])
+            resumed.append(phase)
+            say(f"phase {phase}: loaded {ckpt.name}")
+        else:
+            say(f"phase {phase}: training")
+            torch.manual_seed(seed * 1000 + phase)
+            gen = torch.Generator().manual_seed(seed * 1000 + phase)
+            if phase == 1:
+                _phase_distill(model, audio, plan, gen, log)
+            elif phase == 2:
+                _phase_steer(model, audio, labels, plan, gen, log)
+            else:
+                _phase_codec(model, audio, labels, plan, gen, log, say)
+            _atomic_save({"key": key, "state_dict": model.state_dict()}, ckpt)
+        done.append(phase)
+
+    say("channel means and train metrics")
+    model.eval()
+    probs, channel_means = _evaluate(model, audio, plan.batch)
+    scores = binary_metrics(labels.numpy().astype(bool), probs, resamples=0)
+    meta = {
+        "bench": bench.name,
+        "bench_fingerprint": bench.fingerprint,
+        "train_track_ids_sha256": ids_sha,
+        "n_tracks": len(chosen),
+        "n_segments": int(audio.shape[0]),
+        "phases": done,
+        "resumed_phases": resumed,
+        "teacher": TEACHER if 1 in done else None,
+        "teacher_note": "Demucs is not available offline; phase 1 distils the HPSS residual.",
+        "seed": seed,
+        "small": small,
+        "schedule": dataclasses.asdict(plan),
+        "train_metrics": {"auc": scores["auc"], "accuracy": scores["accuracy"]},
+    }
+    weights = out_dir / WEIGHTS_FILE
+    _atomic_save(
+        {
+            "config": _plain(dataclasses.asdict(config)),
+            "state_dict": model.state_dict(),
+            "channel_means": channel_means,
+            "meta": meta,
+        },
+        weights,
+    )
+    card = {k: v for k, v in meta.items() if k != "resumed_phases"}
+    card["weights"] = WEIGHTS_FILE
+    card["note"] = DEMO_NOTE if bench.name == "demo" else "Trained on " + bench.name + "."
+    card["demo_note"] = DEMO_NOTE
+    (out_dir / "card.json").write_text(json.dumps(card, indent=2) + "\n")
+    return weights
+
+
+def load_weights(path: Path) -> tuple[ArtifactNetOpen, dict[str, Any]]:
+    """Rebuild the trained detector (eval mode) and return it with the file's other entries."""
+    saved = torch.load(Path(path), weights_only=True)
+    raw = dict(saved["config"])
+    config = ArtifactNetConfig(
+        **{k: tuple(v) if isinstance(v, list) else v for k, v in raw.items()}
+    )
+    model = ArtifactNetOpen(config)
+    model.load_state_dict(saved["state_dict"])
+    model.eval()
+    return model, {k: v for k, v in saved.items() if k != "state_dict"}
+
+
+def _plain(value: Any) -> Any:
+    """Tuples as lists, so the file holds only what `weights_only` loading accepts everywhere."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _atomic_save(obj: dict[str, Any], path: Path) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+class _LossLog:
+    """Appends one JSON line per optimiser step: {"phase", "stage", "epoch", "step", "loss"}."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def write(self, phase: int, stage: str, epoch: int, step: int, loss: float) -> None:
+        row = {"phase": phase, "stage": stage, "epoch": epoch, "step": step, "loss": loss}
+        with self.path.open("a") as fh:
+            fh.write(json.dumps(row) + "\n")
+
+
+def _segments(
+    tracks: list[Track], config: ArtifactNetConfig, per_track: int, workers: int
+) -> tuple[Tensor, Tensor]:
+    """All training segments [n, segment_samples] in bench order, and their labels (1 = AI)."""
+    seconds = config.segment_samples / config.sample_rate
+    spec = ViewSpec(rate=PROTOCOL_RATE, seconds=seconds, crop="chunks", n_chunks=per_track)
+    views: dict[int, np.ndarray] = {}
+    failed: list[str] = []
+    for item in decode_stream(list(enumerate(tracks)), [spec], workers):
+        if item.views is None:
+            failed.append(f"{tracks[item.index].track_id} ({item.stage}: {item.error})")
+        else:
+            views[item.index] = item.views[0]
+    if failed:
+        raise ValueError(f"{len(failed)} train tracks failed to decode, e.g. {failed[0]}")
+    order = sorted(views)
+    audio = torch.from_numpy(np.concatenate([views[i] for i in order]).astype(np.float32))
+    labels = torch.tensor([float(tracks[i].label == "ai") for i in order for _ in range(per_track)])
+    return audio, labels
+
+
+def _pick(n: int, cap: int | None, gen: torch.Generator) -> Tensor:
+    """A seeded subset of segment indices, at most `cap` of them."""
+    order = torch.randperm(n, generator=gen)
+    return order if cap is None else order[:cap]
+
+
+def _batches(index: Tensor, size: int, gen: torch.Generator) -> list[Tensor]:
+    order = index[torch.randperm(len(index), generator=gen)]
+    return list(order.split(size))
+
+
+def _phase_distill(
+    model: ArtifactNetOpen, audio: Tensor, plan: Schedule, gen: torch.Generator, log: _LossLog
+) -> None:
+    chosen = _pick(len(audio), plan.distill_segments, gen)
+    with torch.no_grad():
+        mags = torch.cat([model.stft(audio[b]) for b in chosen.split(plan.batch)])
+        teachers = torch.cat(
+            [hpss_teacher(m, model.config.hpss_kernel) for m in mags.split(plan.batch)]
+        )
+    model.unet.train()
+    opt = torch.optim.Adam(model.unet.parameters(), lr=plan.lr)
+    local = torch.arange(len(chosen))
+    step = 0
+    for epoch in range(plan.distill):
+        for b in _batches(local, plan.batch, gen):
+            _, residual = model.unet(mags[b])
+            loss = distillation_loss(residual, teachers[b])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            log.write(1, "distill", epoch, step, loss.item())
+            step += 1
+
+
+def _phase_steer(
+    model: ArtifactNetOpen,
+    audio: Tensor,
+    labels: Tensor,
+    plan: Schedule,
+    gen: torch.Generator,
+    log: _LossLog,
+) -> None:
+    """CNN on frozen residuals first, then the U-Net through the frozen CNN: staged, as joint
+    training collapses the U-Net into a pass-through."""
+    model.unet.eval()
+    with torch.no_grad():
+        feats = torch.cat(
+            [model.features(model.unet(model.stft(x))[1]) for x in audio.split(plan.batch)]
+        )
+    model.classifier.train()
+    opt = torch.optim.Adam(model.classifier.parameters(), lr=plan.lr)
+    bce = nn.BCEWithLogitsLoss()
+    everything = torch.arange(len(audio))
+    step = 0
+    for epoch in range(plan.classifier):
+        for b in _batches(everything, plan.batch, gen):
+            loss = bce(model.classifier(feats[b]), labels[b])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            log.write(2, "classifier", epoch, step, loss.item())
+            step += 1
+    chosen = _pick(len(audio), plan.steer_segments, gen)
+    _tune_unet(model, [audio], labels, chosen, plan.steer, plan, gen, log, 2, "steer")
+
+
+def _phase_codec(
+    model: ArtifactNetOpen,
+    audio: Tensor,
+    labels: Tensor,
+    plan: Schedule,
+    gen: torch.Generator,
+    log: _LossLog,
+    say: Callable[[str], None],
+) -> None:
+    chosen = _pick(len(audio), plan.codec_segments, gen)
+    say(f"phase 3: encoding {len(chosen)} segments as {len(CODEC_VERSIONS)} codecs")
+    versions = [audio]
+    for fmt, bitrate in CODEC_VERSIONS:
+        coded = torch.zeros_like(audio)
+        for i in chosen.tolist():
+            coded[i] = torch.from_numpy(_round_trip(audio[i].numpy(), fmt, bitrate))
+        versions.append(coded)
+    # One batch holds each of its segments in all four versions.
+    per_batch = max(1, plan.batch // len(versions))
+    tuned = dataclasses.replace(plan, batch=per_batch)
+    _tune_unet(model, versions, labels, chosen, plan.codec, tuned, gen, log, 3, "codec")
+
+
+def _round_trip(x: np.ndarray, fmt: str, bitrate: int) -> np.ndarray:
+    """Encode and decode one segment, trimmed or end-padded to its length."""
+    decoded = decode_audio(encode_audio(x, PROTOCOL_RATE, fmt, bitrate))[: len(x)]
+    out = np.zeros_like(x)
+    out[: len(decoded)] = decoded
+    return out
+
+
+def _tune_unet(
+    model: ArtifactNetOpen,
+    versions: list[Tensor],
+    labels: Tensor,
+    chosen: Tensor,
+    n_epochs: int,
+    plan: Schedule,
+    gen: torch.Generator,
+    log: _LossLog,
+    phase: int,
+    stage: str,
+) -> None:
+    """BCE through the differentiable features into the U-Net; the CNN stays frozen."""
+    model.classifier.eval()
+    for p in model.classifier.parameters():
+        p.requires_grad_(False)
+    model.unet.train()
+    opt = torch.optim.Adam(model.unet.parameters(), lr=plan.lr)
+    bce = nn.BCEWithLogitsLoss()
+    step = 0
+    try:
+        for epoch in range(n_epochs):
+            for b in _batches(chosen, plan.batch, gen):
+                x = torch.cat([v[b] for v in versions])
+                y = labels[b].repeat(len(versions))
+                loss = bce(model.logits(x), y)
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                log.write(phase, stage, epoch, step, loss.item())
+                step += 1
+    finally:
+        for p in model.classifier.parameters():
+            p.requires_grad_(True)
+
+
+@torch.no_grad()
+def _evaluate(model: ArtifactNetOpen, audio: Tensor, batch: int) -> tuple[np.ndarray, Tensor]:
+    """P(AI) per segment and the seven channels' mean per mel bin over segments and frames."""
+    probs = []
+    total = torch.zeros(7, model.config.n_mels, dtype=torch.float64)
+    frames = 0
+    for x in audio.split(batch):
+        _, residual = model.unet(model.stft(x))
+        feats = model.features(residual)
+        probs.append(torch.sigmoid(model.classifier(feats)))
+        total += feats.double().sum(dim=(0, 3))
+        frames += feats.shape[0] * feats.shape[3]
+    return torch.cat(probs).numpy(), (total / frames).float()

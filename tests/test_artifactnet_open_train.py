@@ -1,0 +1,89 @@
+"""Training of the open ArtifactNet on a tiny demo bench: losses fall, test tracks are refused,
+checkpoints resume to the same weights, and the saved file scores audio."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from artifactbench.benches.base import Bench
+from artifactbench.benches.demo import load_demo_bench
+from artifactbench.detectors.artifactnet_open.train import Schedule, load_weights, train
+
+TINY = Schedule(
+    batch=6,
+    distill=3,
+    classifier=6,
+    steer=1,
+    codec=1,
+    distill_segments=2,
+    steer_segments=2,
+    codec_segments=1,
+)
+
+
+def _losses(out: Path, stage: str) -> list[float]:
+    rows = [json.loads(line) for line in (out / "loss_log.jsonl").read_text().splitlines()]
+    return [r["loss"] for r in rows if r["stage"] == stage]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Bench, list, Path, Path]:
+    root = tmp_path_factory.mktemp("train")
+    bench = load_demo_bench(root=root / "demo", tracks_per_subset=2, seconds=(4.5, 5.0))
+    pool = bench.select("train")
+    tracks = [t for t in pool if t.label == "ai"][:3] + [t for t in pool if t.label == "real"][:3]
+    out = root / "run"
+    weights = train(bench, out, small=True, seed=0, schedule=TINY, workers=0, tracks=tracks)
+    return bench, tracks, out, weights
+
+
+def test_losses_fall_at_a_fixed_batch(trained: tuple) -> None:
+    _, _, out, _ = trained
+    distill = _losses(out, "distill")
+    classifier = _losses(out, "classifier")
+    assert len(distill) == 3 and distill[-1] < distill[0]
+    assert len(classifier) == 6 and classifier[-1] < classifier[0]
+    assert _losses(out, "steer") and _losses(out, "codec")
+
+
+def test_weights_load_and_score(trained: tuple) -> None:
+    _, tracks, out, weights = trained
+    model, info = load_weights(weights)
+    assert info["channel_means"].shape == (7, model.config.n_mels)
+    assert torch.isfinite(info["channel_means"]).all()
+    meta = info["meta"]
+    assert meta["teacher"] == "hpss" and meta["phases"] == [1, 2, 3]
+    assert meta["n_tracks"] == len(tracks)
+    with torch.no_grad():
+        prob = model(0.1 * torch.randn(2, model.config.segment_samples))
+    assert prob.shape == (2,) and ((prob >= 0) & (prob <= 1)).all()
+    card = json.loads((out / "card.json").read_text())
+    assert "mean nothing on real music" in card["note"]
+
+
+def test_refuses_test_tracks(trained: tuple, tmp_path: Path) -> None:
+    bench, _, _, _ = trained
+    only_test = dataclasses.replace(bench, tracks=bench.select("test"))
+    with pytest.raises(ValueError, match="train"):
+        train(only_test, tmp_path, small=True, seed=0, schedule=TINY, workers=0)
+    with pytest.raises(ValueError, match="train tracks only"):
+        train(bench, tmp_path, small=True, seed=0, tracks=bench.select("test")[:1], workers=0)
+
+
+def test_resume_skips_done_phases_and_reproduces(trained: tuple) -> None:
+    bench, tracks, out, weights = trained
+    first = torch.load(weights, weights_only=True)["state_dict"]
+    (out / "phase3.pt").unlink()
+    n_lines = len((out / "loss_log.jsonl").read_text().splitlines())
+    again = train(bench, out, small=True, seed=0, schedule=TINY, workers=0, tracks=tracks)
+    rows = [json.loads(x) for x in (out / "loss_log.jsonl").read_text().splitlines()[n_lines:]]
+    assert rows and {r["phase"] for r in rows} == {3}
+    second = torch.load(again, weights_only=True)
+    assert second["meta"]["resumed_phases"] == [1, 2]
+    for name, tensor in first.items():
+        assert torch.equal(tensor, second["state_dict"][name]), name
