@@ -48,7 +48,7 @@ def save_random_weights(path: Path, seed: int = 0) -> Path:
         "config": config,
         "state_dict": model.state_dict(),
         "channel_means": means,
-        "meta": {"seed": seed, "bench": "random"},
+        "meta": {"seed": seed, "bench": "random", "train_metrics": {"auc": float("nan")}},
     }
     torch.save(blob, path)
     return path
@@ -127,7 +127,8 @@ def test_ablate_all_gives_baseline_and_one_row_per_channel(weights: Path) -> Non
     table = render_markdown(result)
     assert "Appendix B" in table and "bounded-mask" in table
     assert table.count("\n| ") == 1 + 1 + len(ABLATIONS) - 1 + 1  # header, rule, rows
-    assert json.loads(render_json(result))["rows"] == result["rows"]
+    saved = json.loads(render_json(result))
+    assert saved["rows"] == result["rows"] and saved["meta"]["train_metrics"]["auc"] is None
 
 
 def test_detector_without_weights_says_how_to_train(open_card: str) -> None:

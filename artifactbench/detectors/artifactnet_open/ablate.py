@@ -211,6 +211,17 @@ def render_markdown(result: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _json_safe(value: Any) -> Any:
+    """Non-finite floats (e.g. an undefined AUC in the weights' meta) as null."""
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    return value
+
+
 def render_json(result: dict[str, Any]) -> str:
     """The full result, NaN-free (missing values are null) so any JSON reader accepts it."""
-    return json.dumps(result, indent=2, sort_keys=True, allow_nan=False) + "\n"
+    return json.dumps(_json_safe(result), indent=2, sort_keys=True, allow_nan=False) + "\n"
