@@ -22,6 +22,10 @@ from rich.progress import (
 )
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    import numpy as np
+
     from artifactbench.benches import BenchOptions
     from artifactbench.benches.base import Bench
     from artifactbench.detectors.base import DetectorCard
@@ -320,6 +324,135 @@ def fetch_model_command(
         raise typer.Exit(1) from exc
     files = ", ".join(f"{k} ({v[:12]})" for k, v in sorted(record["files"].items()))
     out.print(f"fetched {card[0].id} into {model_dir(card[0])}: {files}", markup=False)
+
+
+OPEN_MODELS = ("artifactnet-open",)
+
+
+def _open_model(name: str) -> None:
+    if name not in OPEN_MODELS:
+        raise UsageProblem(
+            f"unknown trainable model {name!r}; choose from: {', '.join(OPEN_MODELS)}"
+        )
+
+
+def _open_weights(weights: Path | None) -> Path:
+    """--weights, else the demo model shipped in the package."""
+    from artifactbench.detectors.artifactnet_open.detector import TRAIN_HINT
+    from artifactbench.detectors.artifactnet_open.train import WEIGHTS_FILE
+
+    if weights is not None:
+        if not weights.is_file():
+            raise UsageProblem(f"weights not found: {weights}")
+        return weights
+    from importlib import resources
+
+    shipped = Path(str(resources.files("artifactbench.data") / "models" / WEIGHTS_FILE))
+    if not shipped.is_file():
+        raise UsageProblem(f"no trained artifactnet-open weights; give --weights or: {TRAIN_HINT}")
+    return shipped
+
+
+@app.command()
+def train(
+    model: Annotated[str, typer.Argument(help="artifactnet-open")],
+    bench: Annotated[str, typer.Option(help="bench whose train split it learns")] = "demo",
+    small: Annotated[
+        bool, typer.Option(help="the configuration that trains on 2 CPU cores")
+    ] = False,
+    out_dir: Annotated[Path, typer.Option("--out", help="weights, checkpoints, loss log")] = Path(
+        "models/artifactnet-open"
+    ),
+    seed: Annotated[int, typer.Option()] = 0,
+    workers: Annotated[int, typer.Option(min=0)] = _default_workers(),
+) -> None:
+    """Train the open ArtifactNet on a bench's train split (resumable per phase)."""
+    _open_model(model)
+    from artifactbench.detectors.artifactnet_open.train import train as train_model
+
+    bench_obj = _parse_bench(bench)
+    try:
+        weights = train_model(
+            bench_obj, out_dir, small=small, seed=seed, workers=workers,
+            progress=lambda line: err.print(line, markup=False, highlight=False),
+        )  # fmt: skip
+    except ValueError as exc:
+        raise UsageProblem(str(exc)) from exc
+    out.print(f"weights: {weights}", markup=False, highlight=False)
+
+
+@app.command()
+def export(
+    model: Annotated[str, typer.Argument(help="artifactnet-open")],
+    onnx: Annotated[Path, typer.Option(help="output ONNX file")],
+    weights: Annotated[
+        Path | None, typer.Option(help="trained .pt (default: shipped demo)")
+    ] = None,
+) -> None:
+    """Export the whole pipeline (audio in, P(AI) out) with the published ArtifactNet contract."""
+    _open_model(model)
+    from artifactbench.detectors.artifactnet_open.export import export_onnx
+
+    try:
+        record = export_onnx(_open_weights(weights), onnx)
+    except ValueError as exc:
+        raise UsageProblem(str(exc)) from exc
+    out.print(
+        f"exported {record['onnx']} (max |onnx - torch| = {record['max_abs_difference']:.2e}); "
+        f"score it with: artifactbench run --models artifactnet --weights {record['onnx']}",
+        markup=False,
+        highlight=False,
+    )
+
+
+@app.command()
+def ablate(
+    channel: Annotated[str, typer.Argument(help="a channel name, or all")],
+    bench: Annotated[str, typer.Option(help="bench to evaluate on")] = "demo",
+    split: Annotated[Split, typer.Option(help="bench_origin to evaluate")] = Split.test,
+    weights: Annotated[
+        Path | None, typer.Option(help="trained .pt (default: shipped demo)")
+    ] = None,
+    out_dir: Annotated[Path, typer.Option("--out", help="where run directories go")] = Path("runs"),
+    workers: Annotated[int, typer.Option(min=0)] = _default_workers(),
+) -> None:
+    """Replace a forensic channel by its training-set mean and compare F1, AUC, TPR, FPR."""
+    from artifactbench.detectors.artifactnet_open.ablate import (
+        ABLATIONS,
+        render_json,
+        render_markdown,
+    )
+    from artifactbench.detectors.artifactnet_open.ablate import (
+        ablate as run_ablation,
+    )
+
+    if channel == "bounded-mask":
+        raise UsageProblem(
+            "bounded-mask needs an unbounded model trained the same way, which is not built yet; "
+            f"choose from: all, {', '.join(ABLATIONS)}"
+        )
+    if channel != "all" and channel not in ABLATIONS:
+        raise UsageProblem(f"unknown channel {channel!r}; choose from: all, {', '.join(ABLATIONS)}")
+    from artifactbench.decoding import decode_stream
+    from artifactbench.detectors.registry import cards
+    from artifactbench.runner import new_run_dir
+
+    path = _open_weights(weights)
+    bench_obj = _parse_bench(bench)
+    tracks = bench_obj.select(split.value)
+    view = cards()["artifactnet"].view
+
+    def examples() -> Iterator[tuple[np.ndarray, str]]:
+        for decoded in decode_stream(list(enumerate(tracks)), [view], workers):
+            if decoded.views is not None:
+                yield decoded.views[0], tracks[decoded.index].label
+
+    result = run_ablation(path, channel, examples())
+    run_dir = new_run_dir(out_dir, f"ablate-{channel}-{bench_obj.name}", split.value)
+    (run_dir / "ablation.md").write_text(render_markdown(result))
+    (run_dir / "ablation.json").write_text(render_json(result))
+    out.print(render_markdown(result), markup=False, highlight=False)
+    out.print(f"run directory: {run_dir}", markup=False, highlight=False)
 
 
 @app.command()

@@ -217,3 +217,27 @@ def test_run_on_an_artifactbench_v1_manifest_binds_audio_and_writes_paper_tables
     for heading in ("Table VI layout", "Table VII layout", "Table VIII layout", "Table IX layout"):
         assert heading in report, heading
     assert (run_dir / "paper.json").is_file()
+
+
+def test_ablate_and_export_commands_on_a_trained_weights_file(tmp_path: Path) -> None:
+    """`ablate CHANNEL` writes its table into a run directory; `export` gives an ONNX that the
+    published-model adapter scores."""
+    from tests.test_artifactnet_open_ablate import save_random_weights
+
+    weights = save_random_weights(tmp_path / "open.pt")
+    bench = folder_bench(tmp_path / "bench", n=2, broken=False)
+    done = cli("ablate", "hp_ratio", "--bench", f"folder:{bench}", "--split", "all",
+               "--weights", str(weights), "--workers", "0", cwd=tmp_path)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    run_dir = next(tmp_path.glob("runs/ablate-hp_ratio-*"))
+    table = json.loads((run_dir / "ablation.json").read_text())
+    assert [row["ablation"] for row in table["rows"]] == ["baseline", "hp_ratio"]
+    assert table["n_tracks"] == 4 and "hp_ratio" in (run_dir / "ablation.md").read_text()
+    onnx_path = tmp_path / "open.onnx"
+    done = cli("export", "artifactnet-open", "--onnx", str(onnx_path), "--weights", str(weights),
+               cwd=tmp_path)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    scored = cli("score", str(bench / "ai1.mp3"), "--model", "artifactnet", "--weights",
+                 str(onnx_path), "--json", cwd=tmp_path)  # fmt: skip
+    assert scored.returncode == 0, scored.stderr
+    assert 0.0 <= json.loads(scored.stdout.strip().splitlines()[-1])["prob"] <= 1.0
