@@ -12,7 +12,8 @@ import torch
 
 from artifactbench.benches.base import Bench
 from artifactbench.benches.demo import load_demo_bench
-from artifactbench.detectors.artifactnet_open.train import Schedule, load_weights, train
+from artifactbench.detectors.artifactnet_open.detector import read_weights
+from artifactbench.detectors.artifactnet_open.train import Schedule, train
 
 TINY = Schedule(
     batch=6,
@@ -53,10 +54,9 @@ def test_losses_fall_at_a_fixed_batch(trained: tuple) -> None:
 
 def test_weights_load_and_score(trained: tuple) -> None:
     _, tracks, out, weights = trained
-    model, info = load_weights(weights)
-    assert info["channel_means"].shape == (7, model.config.n_mels)
-    assert torch.isfinite(info["channel_means"]).all()
-    meta = info["meta"]
+    model, means, meta = read_weights(weights)
+    assert means.shape == (7, model.config.n_mels)
+    assert torch.isfinite(means).all()
     assert meta["teacher"] == "hpss" and meta["phases"] == [1, 2, 3]
     assert meta["n_tracks"] == len(tracks)
     with torch.no_grad():

@@ -206,19 +206,6 @@ def train(
     return weights
 
 
-def load_weights(path: Path) -> tuple[ArtifactNetOpen, dict[str, Any]]:
-    """Rebuild the trained detector (eval mode) and return it with the file's other entries."""
-    saved = torch.load(Path(path), weights_only=True)
-    raw = dict(saved["config"])
-    config = ArtifactNetConfig(
-        **{k: tuple(v) if isinstance(v, list) else v for k, v in raw.items()}
-    )
-    model = ArtifactNetOpen(config)
-    model.load_state_dict(saved["state_dict"])
-    model.eval()
-    return model, {k: v for k, v in saved.items() if k != "state_dict"}
-
-
 def _plain(value: Any) -> Any:
     """Tuples as lists, so the file holds only what `weights_only` loading accepts everywhere."""
     if isinstance(value, dict):
