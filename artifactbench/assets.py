@@ -28,6 +28,13 @@ def model_dir(card: DetectorCard) -> Path:
     return cache_dir() / "models" / card.id / (card.revision or "unpinned")
 
 
+def packaged_dir() -> Path:
+    """Weights that ship inside the package (the open ArtifactNet trained on the demo bench)."""
+    from importlib import resources
+
+    return Path(str(resources.files("artifactbench.data") / "models"))
+
+
 def encoder_dir(encoder: EncoderRef) -> Path:
     return cache_dir() / "models" / "encoders" / encoder.repo.replace("/", "--") / encoder.revision
 
@@ -65,6 +72,8 @@ def resolve_files(card: DetectorCard, weights: Path | None) -> dict[str, Path]:
         found[primary.name] = weights
     else:
         folder = weights if weights is not None else model_dir(card)
+        if weights is None and all((packaged_dir() / f.name).is_file() for f in card.files):
+            folder = packaged_dir()
         for f in card.files:
             if (folder / f.name).is_file():
                 found[f.name] = folder / f.name

@@ -345,9 +345,9 @@ def _open_weights(weights: Path | None) -> Path:
         if not weights.is_file():
             raise UsageProblem(f"weights not found: {weights}")
         return weights
-    from importlib import resources
+    from artifactbench.assets import packaged_dir
 
-    shipped = Path(str(resources.files("artifactbench.data") / "models" / WEIGHTS_FILE))
+    shipped = packaged_dir() / WEIGHTS_FILE
     if not shipped.is_file():
         raise UsageProblem(f"no trained artifactnet-open weights; give --weights or: {TRAIN_HINT}")
     return shipped

@@ -48,5 +48,6 @@ def test_readme_main_command_on_the_default_demo_bench(tmp_path: Path) -> None:
     assert "FAIL / N" in done.stdout and "run directory: runs/demo-test-" in done.stdout
     run_dir = tmp_path / done.stdout.strip().splitlines()[-1].split(": ", 1)[1]
     preds = pd.read_parquet(run_dir / "predictions.parquet")
-    assert len(preds) == 144 and preds.subset.nunique() == 12
+    assert set(preds.model) == {"fakeprint", "artifactnet-open-demo"}  # the others need fetching
+    assert len(preds) == 2 * 144 and preds.subset.nunique() == 12
     assert (preds.status == "scored").all()

@@ -37,3 +37,18 @@ def test_backend_is_imported_on_demand() -> None:
     module = backend(cards()["fakeprint"])
     assert callable(module.load)
     assert cards()["fakeprint"].view.seconds == 180 and not cards()["fakeprint"].view.pad
+
+
+def test_the_shipped_open_artifactnet_is_the_pinned_demo_model() -> None:
+    """The package carries the `--small` model trained on the demo bench, pinned by sha256."""
+    from artifactbench.assets import packaged_dir, resolve_files
+    from artifactbench.detectors.artifactnet_open.detector import read_weights
+
+    card = cards()["artifactnet-open-demo"]
+    (path,) = resolve_files(card, None).values()
+    assert path.parent == packaged_dir()
+    model, means, meta = read_weights(path)
+    assert meta["bench"] == "demo" and meta["small"] and meta["phases"] == [1, 2, 3]
+    assert meta["train_metrics"]["auc"] >= 0.95
+    assert means.shape == (7, model.config.n_mels)
+    assert "synthetic demo data only" in card.description

@@ -104,4 +104,4 @@ def availability(card: DetectorCard) -> str:
             resolve_encoder(card, encoder.name)
     except Unavailable as exc:
         return f"not available: {exc}; fix: {exc.hint} (or pass --weights)"
-    return "available (fetched)"
+    return "available"

@@ -7,7 +7,6 @@ over finite chunk P(AI)), so scores of this family and of its ONNX export compar
 from __future__ import annotations
 
 from dataclasses import asdict, fields
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -55,14 +54,6 @@ def read_weights(path: Path) -> tuple[ArtifactNetOpen, Tensor, dict[str, Any]]:
     return model.eval(), means, dict(blob.get("meta", {}))
 
 
-def packaged_weights(card: DetectorCard) -> Path | None:
-    """The card's first file when it ships under `artifactbench/data/models/`, else None."""
-    if not card.files:
-        return None
-    path = Path(str(resources.files("artifactbench.data") / "models" / card.files[0].name))
-    return path if path.is_file() else None
-
-
 def _device(requested: str) -> torch.device:
     if requested.startswith("cuda") and torch.cuda.is_available():
         return torch.device(requested)
@@ -106,10 +97,15 @@ class ArtifactNetOpenDetector:
 
 
 def load(card: DetectorCard, weights: Path | None, context: LoadContext) -> ArtifactNetOpenDetector:
-    """`weights` (a `.pt` from the trainer), else the card's packaged file, else Unavailable."""
-    path = weights if weights is not None else packaged_weights(card)
-    if path is None:
+    """`weights` (a `.pt` from the trainer), else the card's packaged or fetched file."""
+    from artifactbench.assets import resolve_files
+
+    if weights is None and not card.files:
         raise Unavailable(f"{card.id}: no trained weights shipped or given", TRAIN_HINT)
+    try:
+        path = next(iter(resolve_files(card, weights).values()))
+    except Unavailable as exc:
+        raise Unavailable(str(exc), TRAIN_HINT) from exc
     if not path.is_file():
         raise Unavailable(f"{card.id}: weights file {path} does not exist", TRAIN_HINT)
     try:

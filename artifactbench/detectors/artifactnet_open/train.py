@@ -49,16 +49,16 @@ class Schedule:
     A `*_segments` cap keeps the first N segments of a seeded shuffle for that stage (None: all).
     """
 
-    segments_per_track: int = 1
+    segments_per_track: int = 3
     batch: int = 8
     lr: float = 1e-3
     distill: int = 1
-    classifier: int = 4
+    classifier: int = 12
     steer: int = 1
     codec: int = 1
     distill_segments: int | None = 96
-    steer_segments: int | None = 64
-    codec_segments: int | None = 24
+    steer_segments: int | None = 96
+    codec_segments: int | None = 48
 
     def with_epochs(self, epochs: dict[str, int] | None) -> Schedule:
         """The schedule with some epoch counts replaced: keys distill, classifier, steer, codec."""
