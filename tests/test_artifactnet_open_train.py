@@ -16,6 +16,7 @@ from artifactbench.detectors.artifactnet_open.detector import read_weights
 from artifactbench.detectors.artifactnet_open.train import Schedule, train
 
 TINY = Schedule(
+    segments_per_track=1,
     batch=6,
     distill=3,
     classifier=6,
