@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -111,6 +112,23 @@ def check_contract(inputs: list[Any], outputs: list[Any], width: int) -> Contrac
     return Contract(inp.name, out.name, fixed_batch_one=not _dynamic(batch))
 
 
+def score_chunked(
+    views: list[np.ndarray], width: int, chunk_probs: Callable[[np.ndarray], np.ndarray]
+) -> list[float | Scored]:
+    """Every chunk of every track through one `chunk_probs` call, then each track's median.
+
+    Shared by the published ONNX graph and the open torch model, so both aggregate alike.
+    """
+    if not views:
+        return []
+    for view in views:
+        if view.ndim != 2 or view.shape[1] != width or view.shape[0] == 0:
+            raise ValueError(f"expected chunks [n, {width}], got {list(view.shape)}")
+    probs = chunk_probs(np.ascontiguousarray(np.concatenate(views), dtype=np.float32))
+    bounds = np.cumsum([len(v) for v in views])[:-1]
+    return [aggregate(p) for p in np.split(probs, bounds)]
+
+
 def aggregate(chunk_probs: np.ndarray) -> float | Scored:
     """Median P(AI) over a track's finite chunks; excluded chunks and broken output in the note."""
     n = len(chunk_probs)
@@ -157,15 +175,7 @@ class ArtifactNetOnnx:
 
     def score(self, views: list[np.ndarray]) -> list[float | Scored]:
         """P(AI) per track from one run over every chunk of the batch (but see the module doc)."""
-        if not views:
-            return []
-        for view in views:
-            if view.ndim != 2 or view.shape[1] != self.width or view.shape[0] == 0:
-                raise ValueError(f"expected chunks [n, {self.width}], got {list(view.shape)}")
-        chunks = np.ascontiguousarray(np.concatenate(views), dtype=np.float32)
-        probs = self._run(chunks)
-        bounds = np.cumsum([len(v) for v in views])[:-1]
-        return [aggregate(p) for p in np.split(probs, bounds)]
+        return score_chunked(views, self.width, self._run)
 
     def _run(self, chunks: np.ndarray) -> np.ndarray:
         step = self.chunks_per_run

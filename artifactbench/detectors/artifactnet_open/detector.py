@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from artifactbench.detectors.artifactnet_onnx import aggregate
+from artifactbench.detectors.artifactnet_onnx import score_chunked
 from artifactbench.detectors.artifactnet_open.model import ArtifactNetConfig, ArtifactNetOpen
 from artifactbench.detectors.base import (
     DetectorCard,
@@ -86,14 +86,7 @@ class ArtifactNetOpenDetector:
 
     def score(self, views: list[np.ndarray]) -> list[float | Scored]:
         """Median P(AI) over each track's finite chunks, as the published adapter computes it."""
-        if not views:
-            return []
-        for view in views:
-            if view.ndim != 2 or view.shape[1] != self.width or view.shape[0] == 0:
-                raise ValueError(f"expected chunks [n, {self.width}], got {list(view.shape)}")
-        probs = self.chunk_probs(np.concatenate(views))
-        bounds = np.cumsum([len(v) for v in views])[:-1]
-        return [aggregate(p) for p in np.split(probs, bounds)]
+        return score_chunked(views, self.width, self.chunk_probs)
 
 
 def load(card: DetectorCard, weights: Path | None, context: LoadContext) -> ArtifactNetOpenDetector:
