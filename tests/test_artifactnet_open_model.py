@@ -14,6 +14,7 @@ from artifactbench.detectors.artifactnet_open.features import (
     ForensicFeatures,
     MagnitudeSTFT,
     hpss,
+    median_filter,
     mel_filterbank,
 )
 from artifactbench.detectors.artifactnet_open.model import (
@@ -97,6 +98,17 @@ def test_hpss_matches_librosa() -> None:
         h, p = hpss(torch.from_numpy(mag)[None], kernel=31, power=power, margin=margin)
         np.testing.assert_allclose(h[0].numpy(), ref_h, atol=1e-5)
         np.testing.assert_allclose(p[0].numpy(), ref_p, atol=1e-5)
+
+
+def test_median_filter_torch_and_export_paths_agree(monkeypatch) -> None:
+    """The unfold + median path (torch) and the stacked TopK path (ONNX export) pick the same
+    element of every window, along both axes, ties included."""
+    rng = np.random.default_rng(2)
+    x = torch.from_numpy(rng.integers(0, 5, (2, 40, 33)).astype(np.float32))
+    eager = {dim: median_filter(x, 7, dim) for dim in (-1, -2)}
+    monkeypatch.setattr(torch.onnx, "is_in_onnx_export", lambda: True)
+    for dim in (-1, -2):
+        assert torch.equal(median_filter(x, 7, dim), eager[dim])
 
 
 def test_mel_res_peaks_at_the_tone(front_end) -> None:

@@ -79,8 +79,10 @@ def _symmetric_index(length: int, pad: int) -> Tensor:
 def median_filter(x: Tensor, kernel: int, dim: int) -> Tensor:
     """Running median along `dim` of a [batch, freq, time] tensor, edges as scipy.ndimage.
 
-    The windows are stacked shifted slices (plain Slice + Concat in ONNX, unlike unfold) and the
-    median is their (kernel // 2 + 1)-th largest value, taken with topk (TopK in ONNX).
+    In torch the windows are an `unfold` view and `median` picks the middle one (no copy). ONNX
+    has neither a median nor a strided view, so under export the windows are stacked shifted
+    slices (Slice + Concat) and the median is their (kernel // 2 + 1)-th largest value (TopK):
+    for an odd kernel both pick the same element, so the two graphs agree exactly.
     """
     if kernel % 2 != 1:
         raise ValueError(f"median kernel must be odd, got {kernel}")
@@ -88,6 +90,8 @@ def median_filter(x: Tensor, kernel: int, dim: int) -> Tensor:
     x = x.transpose(dim, -1)
     length = int(x.shape[-1])
     padded = torch.index_select(x, -1, _symmetric_index(length, pad))
+    if not torch.onnx.is_in_onnx_export():
+        return padded.unfold(-1, kernel, 1).median(dim=-1).values.transpose(dim, -1)
     windows = torch.stack([padded[..., i : i + length] for i in range(kernel)], dim=-1)
     return torch.topk(windows, pad + 1, dim=-1).values[..., -1].transpose(dim, -1)
 
