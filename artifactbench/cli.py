@@ -465,12 +465,66 @@ def benches() -> None:
 
 
 @app.command()
-def models() -> None:
+def models(
+    details: Annotated[
+        bool, typer.Option(help="add parameters, weights, view and threshold per model")
+    ] = False,
+) -> None:
     """List detectors (from their cards) and whether each can run here."""
     from artifactbench.detectors.registry import availability, cards
 
     for card in cards().values():
         print(f"{card.id}\t{card.family}\t{availability(card)}")
+        if details:
+            for line in _card_details(card):
+                print(f"    {line}")
+    if details:
+        from artifactbench.detectors.artifactnet_open.model import architecture_counts
+
+        print("artifactnet-open architectures (counted trainable parameters):")
+        for name, counts in architecture_counts().items():
+            print(f"    {name}: {_counts_line(counts)}")
+
+
+def _counts_line(counts: dict[str, int]) -> str:
+    return (
+        f"ArtifactUNet {counts['unet']:,} + classifier {counts['classifier']:,} "
+        f"= {counts['total']:,}"
+    )
+
+
+def _card_details(card: DetectorCard) -> list[str]:
+    """Facts from the card, and for the open ArtifactNet the counts of its shipped weights."""
+    source = (
+        f"{card.repo}@{card.revision}"
+        if card.repo
+        else f"revision {card.revision}"
+        if card.revision
+        else "packaged or user-supplied"
+    )
+    view = card.view
+    crop = f"{view.n_chunks} x {view.seconds} s chunks" if view.crop == "chunks" else view.crop
+    files = ", ".join(f"{f.name} sha256 {(f.sha256 or 'not pinned')[:12]}" for f in card.files)
+    weights = f"{source}; {files}" if card.files else "none (fitted on the bench's train split)"
+    lines = [
+        f"params: {card.params or 'unknown'}",
+        f"weights: {weights}",
+        f"view: {view.rate} Hz, {crop if view.seconds else 'whole track'}; "
+        f"threshold {card.threshold}",
+    ]
+    if card.family == "artifactnet_open":
+        from artifactbench.assets import resolve_files
+        from artifactbench.detectors.artifactnet_open.detector import read_weights
+        from artifactbench.detectors.artifactnet_open.model import parameter_counts
+        from artifactbench.detectors.base import Unavailable
+
+        try:
+            model, _, _ = read_weights(next(iter(resolve_files(card, None).values())))
+        except (Unavailable, StopIteration, OSError, ValueError) as exc:
+            lines.append(f"counted: weights not readable here ({exc})")
+        else:
+            lines.append(f"counted: {_counts_line(parameter_counts(model))}")
+    return lines
 
 
 def _fail(message: str, code: int = 2) -> None:

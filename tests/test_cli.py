@@ -241,3 +241,23 @@ def test_ablate_and_export_commands_on_a_trained_weights_file(tmp_path: Path) ->
                  str(onnx_path), "--json", cwd=tmp_path)  # fmt: skip
     assert scored.returncode == 0, scored.stderr
     assert 0.0 <= json.loads(scored.stdout.strip().splitlines()[-1])["prob"] <= 1.0
+
+
+def test_models_details_counts_the_open_artifactnet(tmp_path: Path) -> None:
+    """`models --details` prints the paper configuration's counted parameters (within 10% of the
+    paper's 3.6M U-Net and 0.4M classifier) and those of the shipped demo weights."""
+    done = cli("models", "--details", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+
+    def counts(line: str) -> list[int]:
+        return [int(n) for n in line.replace(",", "").split() if n.isdigit()]
+
+    paper = next(line for line in lines if line.strip().startswith("paper:"))
+    unet, classifier, total = counts(paper)
+    assert abs(unet - 3.6e6) <= 0.36e6 and abs(classifier - 0.4e6) <= 0.04e6
+    assert total == unet + classifier
+    demo = lines.index(next(line for line in lines if line.startswith("artifactnet-open-demo\t")))
+    counted = next(line for line in lines[demo:] if "counted:" in line)
+    assert counts(counted) == [199113, 26385, 225498]
+    assert "threshold 0.5" in done.stdout

@@ -171,3 +171,11 @@ def parameter_counts(model: ArtifactNetOpen) -> dict[str, int]:
     }
     counts["total"] = sum(p.numel() for p in model.parameters())
     return counts
+
+
+def architecture_counts() -> dict[str, dict[str, int]]:
+    """Counted trainable parameters of the two shipped configurations, by stage."""
+    return {
+        "paper": parameter_counts(ArtifactNetOpen(ArtifactNetConfig())),
+        "small": parameter_counts(ArtifactNetOpen(ArtifactNetConfig.small())),
+    }
