@@ -16,6 +16,7 @@ from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
     Progress,
+    ProgressColumn,
     TextColumn,
     TimeElapsedColumn,
     TimeRemainingColumn,
@@ -65,6 +66,13 @@ def _progress_hook(progress: Progress) -> ProgressHook:
         return lambda n: progress.advance(task, n)
 
     return start
+
+
+def _bar_columns() -> tuple[ProgressColumn, ...]:
+    return (
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+        TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
+    )  # fmt: skip
 
 
 def _parse_bench(spec: str, options: BenchOptions | None = None) -> Bench:
@@ -151,12 +159,8 @@ def run(
             f"[yellow]warning:[/yellow] {', '.join(in_sample)} fit(s) on the train split: "
             f"scores on its train tracks are in-sample"
         )
-    columns = (
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-        TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
-    )  # fmt: skip
     try:
-        with Progress(*columns, console=err, transient=False) as progress:
+        with Progress(*_bar_columns(), console=err, transient=False) as progress:
             result = run_bench(bench_obj, cards, options, _progress_hook(progress))
     except Unavailable as exc:
         raise UsageProblem(f"{exc} (fix: {exc.hint})") from exc
@@ -372,10 +376,12 @@ def train(
 
     bench_obj = _parse_bench(bench)
     try:
-        weights = train_model(
-            bench_obj, out_dir, small=small, seed=seed, workers=workers,
-            progress=lambda line: err.print(line, markup=False, highlight=False),
-        )  # fmt: skip
+        with Progress(*_bar_columns(), console=err, transient=False) as progress:
+            weights = train_model(
+                bench_obj, out_dir, small=small, seed=seed, workers=workers,
+                progress=lambda line: progress.console.print(line, markup=False, highlight=False),
+                bars=_progress_hook(progress),
+            )  # fmt: skip
     except ValueError as exc:
         raise UsageProblem(str(exc)) from exc
     out.print(f"weights: {weights}", markup=False, highlight=False)

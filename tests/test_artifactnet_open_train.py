@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -33,6 +34,20 @@ def _losses(out: Path, stage: str) -> list[float]:
     return [r["loss"] for r in rows if r["stage"] == stage]
 
 
+class BarRecorder:
+    """A progress hook that remembers every bar's total and how far it was advanced."""
+
+    def __init__(self) -> None:
+        self.bars: dict[str, list[int]] = {}
+
+    def __call__(self, label: str, total: int) -> Callable[[int], None]:
+        self.bars[label] = [total, 0]
+        return lambda n: self.bars[label].__setitem__(1, self.bars[label][1] + n)
+
+
+BARS = BarRecorder()
+
+
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Bench, list, Path, Path]:
     root = tmp_path_factory.mktemp("train")
@@ -40,8 +55,27 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Bench, list, Path
     pool = bench.select("train")
     tracks = [t for t in pool if t.label == "ai"][:3] + [t for t in pool if t.label == "real"][:3]
     out = root / "run"
-    weights = train(bench, out, small=True, seed=0, schedule=TINY, workers=0, tracks=tracks)
+    weights = train(
+        bench, out, small=True, seed=0, schedule=TINY, workers=0, tracks=tracks, bars=BARS
+    )
     return bench, tracks, out, weights
+
+
+def test_every_stage_has_a_progress_bar_that_completes(trained: tuple) -> None:
+    """One bar per stage, each advanced exactly to its announced total (steps per epoch x
+    epochs, from the schedule)."""
+    n = len(trained[1])
+    expected = {
+        "decode train tracks": n,
+        "phase 1 distill": TINY.distill * 1,
+        "phase 2 classifier": TINY.classifier * 1,
+        "phase 2 steer": TINY.steer * 1,
+        "phase 3 encode x3 codecs": TINY.codec_segments,
+        "phase 3 codec": TINY.codec * 1,
+        "evaluate on train segments": 1,
+    }
+    assert {label: total for label, (total, _) in BARS.bars.items()} == expected
+    assert all(done == total for total, done in BARS.bars.values())
 
 
 def test_losses_fall_at_a_fixed_batch(trained: tuple) -> None:

@@ -19,7 +19,7 @@ import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -32,6 +32,9 @@ from artifactbench.decoding import decode_stream
 from artifactbench.detectors.artifactnet_open.features import hpss
 from artifactbench.detectors.artifactnet_open.model import ArtifactNetConfig, ArtifactNetOpen
 from artifactbench.metrics import binary_metrics
+
+if TYPE_CHECKING:
+    from artifactbench.runner import ProgressHook
 
 WEIGHTS_FILE = "artifactnet_open.pt"
 CODEC_VERSIONS = (("mp3", 128000), ("aac", 128000), ("opus", 128000))
@@ -111,9 +114,13 @@ def train(
     progress: Callable[[str], None] | None = None,
     schedule: Schedule | None = None,
     tracks: Sequence[Track] | None = None,
+    bars: ProgressHook | None = None,
 ) -> Path:
     """Train on the bench's train tracks (or `tracks`, which must all be train) and return the
-    weights file; phases whose checkpoint exists in `out_dir` are loaded, not rerun."""
+    weights file; phases whose checkpoint exists in `out_dir` are loaded, not rerun.
+
+    `progress` gets one line per phase; `bars` opens a progress bar per stage (decode, each
+    phase's optimiser steps, codec encoding, evaluation)."""
     chosen = list(tracks) if tracks is not None else bench.select("train")
     leaked = [t.track_id for t in chosen if t.bench_origin != "train"]
     if leaked:
@@ -128,6 +135,7 @@ def train(
     phases = sorted(set(phases))
     plan = (schedule or Schedule()).with_epochs(epochs)
     say = progress or (lambda _msg: None)
+    bar = bars or _no_progress
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(max(1, min(os.cpu_count() or 1, 8)))
@@ -140,8 +148,8 @@ def train(
     )
 
     say(f"decoding {len(chosen)} train tracks")
-    audio, labels = _segments(chosen, config, plan.segments_per_track, workers)
-    log = _LossLog(out_dir / "loss_log.jsonl")
+    audio, labels = _segments(chosen, config, plan.segments_per_track, workers, bar)
+    log = _LossLog(out_dir / "loss_log.jsonl", bar)
     torch.manual_seed(seed)
     model = ArtifactNetOpen(config)
     done: list[int] = []
@@ -165,13 +173,13 @@ def train(
             elif phase == 2:
                 _phase_steer(model, audio, labels, plan, gen, log)
             else:
-                _phase_codec(model, audio, labels, plan, gen, log, say)
+                _phase_codec(model, audio, labels, plan, gen, log, bar)
             _atomic_save({"key": key, "state_dict": model.state_dict()}, ckpt)
         done.append(phase)
 
     say("channel means and train metrics")
     model.eval()
-    probs, channel_means = _evaluate(model, audio, plan.batch)
+    probs, channel_means = _evaluate(model, audio, plan.batch, bar)
     scores = binary_metrics(labels.numpy().astype(bool), probs, resamples=0)
     meta = {
         "bench": bench.name,
@@ -221,27 +229,41 @@ def _atomic_save(obj: dict[str, Any], path: Path) -> None:
     os.replace(tmp, path)
 
 
-class _LossLog:
-    """Appends one JSON line per optimiser step: {"phase", "stage", "epoch", "step", "loss"}."""
+def _no_progress(_label: str, _total: int) -> Callable[[int], None]:
+    return lambda _n: None
 
-    def __init__(self, path: Path) -> None:
+
+class _LossLog:
+    """Appends one JSON line per optimiser step: {"phase", "stage", "epoch", "step", "loss"},
+    and advances the progress bar of the stage it was opened for."""
+
+    def __init__(self, path: Path, bar: ProgressHook) -> None:
         self.path = path
+        self.bar = bar
+        self.advance: Callable[[int], None] = lambda _n: None
+
+    def stage(self, phase: int, stage: str, steps: int) -> None:
+        """Open the bar of a stage that will take `steps` optimiser steps."""
+        self.advance = self.bar(f"phase {phase} {stage}", steps)
 
     def write(self, phase: int, stage: str, epoch: int, step: int, loss: float) -> None:
         row = {"phase": phase, "stage": stage, "epoch": epoch, "step": step, "loss": loss}
         with self.path.open("a") as fh:
             fh.write(json.dumps(row) + "\n")
+        self.advance(1)
 
 
 def _segments(
-    tracks: list[Track], config: ArtifactNetConfig, per_track: int, workers: int
+    tracks: list[Track], config: ArtifactNetConfig, per_track: int, workers: int, bar: ProgressHook
 ) -> tuple[Tensor, Tensor]:
     """All training segments [n, segment_samples] in bench order, and their labels (1 = AI)."""
     seconds = config.segment_samples / config.sample_rate
     spec = ViewSpec(rate=PROTOCOL_RATE, seconds=seconds, crop="chunks", n_chunks=per_track)
     views: dict[int, np.ndarray] = {}
     failed: list[str] = []
+    advance = bar("decode train tracks", len(tracks))
     for item in decode_stream(list(enumerate(tracks)), [spec], workers):
+        advance(1)
         if item.views is None:
             failed.append(f"{tracks[item.index].track_id} ({item.stage}: {item.error})")
         else:
@@ -258,6 +280,10 @@ def _pick(n: int, cap: int | None, gen: torch.Generator) -> Tensor:
     """A seeded subset of segment indices, at most `cap` of them."""
     order = torch.randperm(n, generator=gen)
     return order if cap is None else order[:cap]
+
+
+def _n_batches(n: int, size: int) -> int:
+    return -(-n // size)
 
 
 def _batches(index: Tensor, size: int, gen: torch.Generator) -> list[Tensor]:
@@ -277,6 +303,7 @@ def _phase_distill(
     model.unet.train()
     opt = torch.optim.Adam(model.unet.parameters(), lr=plan.lr)
     local = torch.arange(len(chosen))
+    log.stage(1, "distill", plan.distill * _n_batches(len(chosen), plan.batch))
     step = 0
     for epoch in range(plan.distill):
         for b in _batches(local, plan.batch, gen):
@@ -308,6 +335,7 @@ def _phase_steer(
     opt = torch.optim.Adam(model.classifier.parameters(), lr=plan.lr)
     bce = nn.BCEWithLogitsLoss()
     everything = torch.arange(len(audio))
+    log.stage(2, "classifier", plan.classifier * _n_batches(len(audio), plan.batch))
     step = 0
     for epoch in range(plan.classifier):
         for b in _batches(everything, plan.batch, gen):
@@ -328,16 +356,15 @@ def _phase_codec(
     plan: Schedule,
     gen: torch.Generator,
     log: _LossLog,
-    say: Callable[[str], None],
+    bar: ProgressHook,
 ) -> None:
     chosen = _pick(len(audio), plan.codec_segments, gen)
-    say(f"phase 3: encoding {len(chosen)} segments as {len(CODEC_VERSIONS)} codecs")
-    versions = [audio]
-    for fmt, bitrate in CODEC_VERSIONS:
-        coded = torch.zeros_like(audio)
-        for i in chosen.tolist():
+    advance = bar(f"phase 3 encode x{len(CODEC_VERSIONS)} codecs", len(chosen))
+    versions = [audio] + [torch.zeros_like(audio) for _ in CODEC_VERSIONS]
+    for i in chosen.tolist():
+        for coded, (fmt, bitrate) in zip(versions[1:], CODEC_VERSIONS, strict=True):
             coded[i] = torch.from_numpy(_round_trip(audio[i].numpy(), fmt, bitrate))
-        versions.append(coded)
+        advance(1)
     # One batch holds each of its segments in all four versions.
     per_batch = max(1, plan.batch // len(versions))
     tuned = dataclasses.replace(plan, batch=per_batch)
@@ -371,6 +398,7 @@ def _tune_unet(
     model.unet.train()
     opt = torch.optim.Adam(model.unet.parameters(), lr=plan.lr)
     bce = nn.BCEWithLogitsLoss()
+    log.stage(phase, stage, n_epochs * _n_batches(len(chosen), plan.batch))
     step = 0
     try:
         for epoch in range(n_epochs):
@@ -389,12 +417,16 @@ def _tune_unet(
 
 
 @torch.no_grad()
-def _evaluate(model: ArtifactNetOpen, audio: Tensor, batch: int) -> tuple[np.ndarray, Tensor]:
+def _evaluate(
+    model: ArtifactNetOpen, audio: Tensor, batch: int, bar: ProgressHook
+) -> tuple[np.ndarray, Tensor]:
     """P(AI) per segment and the seven channels' mean per mel bin over segments and frames."""
     probs = []
     total = torch.zeros(7, model.config.n_mels, dtype=torch.float64)
     frames = 0
+    advance = bar("evaluate on train segments", _n_batches(len(audio), batch))
     for x in audio.split(batch):
+        advance(1)
         _, residual = model.unet(model.stft(x))
         feats = model.features(residual)
         probs.append(torch.sigmoid(model.classifier(feats)))
