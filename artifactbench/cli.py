@@ -413,18 +413,24 @@ def export(
 
 @app.command()
 def ablate(
-    channel: Annotated[str, typer.Argument(help="a channel name, or all")],
+    channel: Annotated[str, typer.Argument(help="a channel name, all, or bounded-mask")],
     bench: Annotated[str, typer.Option(help="bench to evaluate on")] = "demo",
     split: Annotated[Split, typer.Option(help="bench_origin to evaluate")] = Split.test,
     weights: Annotated[
         Path | None, typer.Option(help="trained .pt (default: shipped demo)")
     ] = None,
+    unbounded_weights: Annotated[
+        Path | None,
+        typer.Option(help="bounded-mask: the unbounded twin (default: trained and cached)"),
+    ] = None,
     out_dir: Annotated[Path, typer.Option("--out", help="where run directories go")] = Path("runs"),
     workers: Annotated[int, typer.Option(min=0)] = _default_workers(),
 ) -> None:
-    """Replace a forensic channel by its training-set mean and compare F1, AUC, TPR, FPR."""
+    """Replace a forensic channel by its training-set mean, or compare the mask bound, and
+    report F1, AUC, TPR, FPR against the baseline."""
     from artifactbench.detectors.artifactnet_open.ablate import (
         ABLATIONS,
+        compare_mask_bound,
         render_json,
         render_markdown,
     )
@@ -432,13 +438,11 @@ def ablate(
         ablate as run_ablation,
     )
 
-    if channel == "bounded-mask":
-        raise UsageProblem(
-            "bounded-mask needs an unbounded model trained the same way, which is not built yet; "
-            f"choose from: all, {', '.join(ABLATIONS)}"
-        )
-    if channel != "all" and channel not in ABLATIONS:
-        raise UsageProblem(f"unknown channel {channel!r}; choose from: all, {', '.join(ABLATIONS)}")
+    choices = f"all, bounded-mask, {', '.join(ABLATIONS)}"
+    if channel not in ("all", "bounded-mask", *ABLATIONS):
+        raise UsageProblem(f"unknown channel {channel!r}; choose from: {choices}")
+    if unbounded_weights is not None and channel != "bounded-mask":
+        raise UsageProblem("--unbounded-weights goes with bounded-mask only")
     from artifactbench.decoding import decode_stream
     from artifactbench.detectors.registry import cards
     from artifactbench.runner import new_run_dir
@@ -453,12 +457,43 @@ def ablate(
             if decoded.views is not None:
                 yield decoded.views[0], tracks[decoded.index].label
 
-    result = run_ablation(path, channel, examples())
+    try:
+        if channel == "bounded-mask":
+            twin = _open_weights(unbounded_weights) if unbounded_weights else None
+            twin = twin or _unbounded_twin(path, bench_obj, workers)
+            result = compare_mask_bound(path, twin, examples())
+        else:
+            result = run_ablation(path, channel, examples())
+    except ValueError as exc:
+        raise UsageProblem(str(exc)) from exc
     run_dir = new_run_dir(out_dir, f"ablate-{channel}-{bench_obj.name}", split.value)
     (run_dir / "ablation.md").write_text(render_markdown(result))
     (run_dir / "ablation.json").write_text(render_json(result))
     out.print(render_markdown(result), markup=False, highlight=False)
     out.print(f"run directory: {run_dir}", markup=False, highlight=False)
+
+
+def _unbounded_twin(weights: Path, bench: Bench, workers: int) -> Path:
+    """The unbounded twin of `weights`, trained the same way on first use and cached."""
+    from artifactbench.detectors.artifactnet_open.train import WEIGHTS_FILE, train_twin
+    from artifactbench.detectors.base import sha256_file
+    from artifactbench.paths import cache_dir
+
+    twin_dir = cache_dir() / "artifactnet-open" / f"unbounded-twin-{sha256_file(weights)[:16]}"
+    if (twin_dir / WEIGHTS_FILE).is_file():
+        return twin_dir / WEIGHTS_FILE
+    err.print(
+        f"training the unbounded twin of {weights.name} on {bench.name!r} as it was trained "
+        f"(once; cached in {twin_dir})",
+        markup=False,
+        highlight=False,
+    )
+    with Progress(*_bar_columns(), console=err, transient=False) as progress:
+        return train_twin(
+            weights, bench, twin_dir, bounded=False, workers=workers,
+            progress=lambda line: progress.console.print(line, markup=False, highlight=False),
+            bars=_progress_hook(progress),
+        )  # fmt: skip
 
 
 @app.command()

@@ -93,8 +93,11 @@ def _locate(directory: Path, name: str) -> tuple[Path, dict[str, Any], list[Path
         raise DemucsUnavailable(
             f"no {spec_path.name} in {directory}: {_provide_hint(name, directory)}"
         )
-    with open(spec_path) as fh:
-        spec = yaml.safe_load(fh)
+    try:
+        with open(spec_path) as fh:
+            spec = yaml.safe_load(fh)
+    except yaml.YAMLError as exc:
+        raise DemucsUnavailable(f"{spec_path} is not valid YAML: {_one_line(exc)}") from exc
     sigs = spec.get("models") if isinstance(spec, dict) else None
     if not isinstance(sigs, list) or not sigs or not all(isinstance(s, str) for s in sigs):
         raise DemucsUnavailable(f"{spec_path} does not list its models under `models:`")
@@ -225,8 +228,8 @@ class Separator:
         with torch.inference_mode():
             # Demucs was trained on unit-scale input; its own CLI normalises the same way. The
             # mean is left in: adding it back to every stem would put (S - 1) x mean in the sum.
-            std = mono.std(dim=1, keepdim=True)
-            std = torch.where(std > 0, std, torch.ones_like(std))  # silent or 1-sample rows
+            std = mono.std(dim=1, keepdim=True) if samples > 1 else torch.ones_like(mono)
+            std = torch.where(std > 0, std, torch.ones_like(std))  # silent rows
             mix = (mono / std).unsqueeze(1).repeat(1, self.bag.audio_channels, 1)
             out = apply_model(
                 self.bag,

@@ -3,6 +3,7 @@ small randomly initialised model saved in the trainer's weights format."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import asdict
 from pathlib import Path
@@ -19,8 +20,11 @@ from artifactbench.detectors.artifactnet_open import detector
 from artifactbench.detectors.artifactnet_open.ablate import (
     ABLATIONS,
     BASELINE,
+    BOUNDED,
+    UNBOUNDED,
     ChannelAblation,
     ablate,
+    compare_mask_bound,
     render_json,
     render_markdown,
 )
@@ -36,10 +40,25 @@ SEGMENT = 176400
 CARD_ID = "artifactnet-open-test"
 
 
-def save_random_weights(path: Path, seed: int = 0) -> Path:
+TRAINING = {
+    "bench": "random",
+    "bench_fingerprint": "f" * 64,
+    "train_track_ids_sha256": "a" * 64,
+    "seed": 0,
+    "small": True,
+    "schedule": {"classifier": 0},
+    "phases": [],
+    "teacher": None,
+}
+
+
+def save_random_weights(
+    path: Path, seed: int = 0, bounded: bool = True, meta: dict | None = None
+) -> Path:
     """A random small model in the trainer's format, channel means from two random inputs."""
     torch.manual_seed(seed)
-    model = ArtifactNetOpen(ArtifactNetConfig.small()).eval()
+    config = dataclasses.replace(ArtifactNetConfig.small(), bounded=bounded)
+    model = ArtifactNetOpen(config).eval()
     with torch.no_grad():
         _, residual = model.unet(model.stft(0.1 * torch.randn(2, SEGMENT)))
         means = model.features(residual).mean(dim=(0, 3))
@@ -48,7 +67,7 @@ def save_random_weights(path: Path, seed: int = 0) -> Path:
         "config": config,
         "state_dict": model.state_dict(),
         "channel_means": means,
-        "meta": {"seed": seed, "bench": "random", "train_metrics": {"auc": float("nan")}},
+        "meta": meta or {"seed": seed, "bench": "random", "train_metrics": {"auc": float("nan")}},
     }
     torch.save(blob, path)
     return path
@@ -173,3 +192,58 @@ def test_export_matches_torch_and_runs_through_the_published_adapter(
     ours = detector.load(cards()[open_card], weights, LoadContext())
     batch = views(2, n_chunks=1, seed=5)
     np.testing.assert_allclose(published.score(batch), ours.score(batch), rtol=0, atol=1e-4)
+
+
+@pytest.fixture(scope="module")
+def twins(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A bounded and an unbounded model recorded as trained the same way."""
+    root = tmp_path_factory.mktemp("twins")
+    bounded = save_random_weights(root / "bounded.pt", seed=1, meta=TRAINING)
+    unbounded = save_random_weights(root / "unbounded.pt", seed=1, bounded=False, meta=TRAINING)
+    return bounded, unbounded
+
+
+def test_bounded_mask_compares_mask_energy_and_scores(twins: tuple[Path, Path]) -> None:
+    """Mask mean and residual energy fraction are those of each model's own U-Net on the
+    chunks (recomputed here by hand); the bound halves the mask of otherwise equal weights."""
+    bounded, unbounded = twins
+    batch = views(4, n_chunks=2, seed=3)
+    data = list(zip(batch, ["ai", "real", "ai", "real"], strict=True))
+    result = compare_mask_bound(bounded, unbounded, data, batch_size=3)
+    rows = {row["ablation"]: row for row in result["rows"]}
+    assert list(rows) == [BOUNDED, UNBOUNDED] and result["n_tracks"] == 4
+    chunks = torch.from_numpy(np.concatenate(batch))
+    for name, path in ((BOUNDED, bounded), (UNBOUNDED, unbounded)):
+        model, _, _ = detector.read_weights(path)
+        with torch.no_grad():
+            mag = model.stft(chunks)
+            mask, residual = model.unet(mag)
+        fraction = (residual**2).sum(dim=(1, 2)) / (mag**2).sum(dim=(1, 2))
+        assert rows[name]["mask_mean"] == pytest.approx(mask.mean().item(), rel=1e-5)
+        assert rows[name]["residual_energy_fraction"] == pytest.approx(
+            fraction.mean().item(), rel=1e-5
+        )
+    # Same seed, same weights: the unbounded mask is exactly twice the bounded one.
+    assert rows[UNBOUNDED]["mask_mean"] == pytest.approx(2 * rows[BOUNDED]["mask_mean"], rel=1e-5)
+    assert rows[BOUNDED]["mask_mean"] <= 0.5
+    assert rows[BOUNDED]["delta_f1"] == 0.0
+    assert rows[UNBOUNDED]["delta_mask_mean"] == pytest.approx(rows[BOUNDED]["mask_mean"])
+    table = render_markdown(result)
+    assert "bounded mask" in table and table.count("\n| ") == 3  # header, two rows
+    assert json.loads(render_json(result))["kind"] == "bounded-mask"
+
+
+def test_bounded_mask_refuses_models_not_trained_the_same_way(
+    twins: tuple[Path, Path], tmp_path: Path
+) -> None:
+    bounded, unbounded = twins
+    with pytest.raises(ValueError, match="bounded mask and the second an unbounded"):
+        compare_mask_bound(unbounded, bounded, [])
+    other_seed = save_random_weights(
+        tmp_path / "seed.pt", bounded=False, meta={**TRAINING, "seed": 7}
+    )
+    with pytest.raises(ValueError, match="not trained the same way: seed"):
+        compare_mask_bound(bounded, other_seed, [])
+    unrecorded = save_random_weights(tmp_path / "bare.pt", bounded=False)
+    with pytest.raises(ValueError, match="bench_fingerprint"):
+        compare_mask_bound(bounded, unrecorded, [])

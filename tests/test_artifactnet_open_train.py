@@ -8,13 +8,19 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
 from artifactbench.benches.base import Bench
 from artifactbench.benches.demo import load_demo_bench
+from artifactbench.detectors.artifactnet_open.ablate import (
+    BOUNDED,
+    UNBOUNDED,
+    compare_mask_bound,
+)
 from artifactbench.detectors.artifactnet_open.detector import read_weights
-from artifactbench.detectors.artifactnet_open.train import Schedule, train
+from artifactbench.detectors.artifactnet_open.train import Schedule, train, train_twin
 
 TINY = Schedule(
     segments_per_track=1,
@@ -122,3 +128,21 @@ def test_resume_skips_done_phases_and_reproduces(trained: tuple) -> None:
     assert second["meta"]["resumed_phases"] == [1, 2]
     for name, tensor in first.items():
         assert torch.equal(tensor, second["state_dict"][name]), name
+
+
+def test_unbounded_twin_is_trained_the_same_way(trained: tuple, tmp_path: Path) -> None:
+    """The twin retrains on the recorded train tracks with the recorded seed and schedule; the
+    bounded-mask comparison accepts the pair, and a bench other than the training one is
+    refused before any training."""
+    bench, tracks, _, weights = trained
+    twin = train_twin(weights, bench, tmp_path / "twin", bounded=False, workers=0)
+    model, _, meta = read_weights(twin)
+    assert not model.config.bounded
+    assert meta["train_track_ids"] == sorted(t.track_id for t in tracks)
+    views = [0.1 * np.random.default_rng(i).standard_normal((1, 176400)) for i in range(2)]
+    result = compare_mask_bound(weights, twin, zip(views, ["ai", "real"], strict=True))
+    assert [row["ablation"] for row in result["rows"]] == [BOUNDED, UNBOUNDED]
+    other = dataclasses.replace(bench, fingerprint="0" * 64)
+    with pytest.raises(ValueError, match="was trained on bench"):
+        train_twin(weights, other, tmp_path / "nope", bounded=False, workers=0)
+    assert not (tmp_path / "nope").exists()

@@ -62,6 +62,8 @@ def folder_bench(root: Path, n: int = 6, broken: bool = True) -> Path:
         (["score", "x.wav", "--model", "nope"], "choose from: all, "),
         (["fetch", "model", "fakeprint"], "fetch one model with published weights"),
         (["fetch", "bench", "sonics"], "choose from: artifactbench"),
+        (["ablate", "mel_HP"], "choose from: all, bounded-mask, mel_res, mel_H"),
+        (["ablate", "mel_H", "--unbounded-weights", "x.pt"], "goes with bounded-mask only"),
     ],
 )
 def test_wrong_input_is_one_line_and_exit_2(tmp_path: Path, args: list[str], needle: str) -> None:
@@ -233,6 +235,19 @@ def test_ablate_and_export_commands_on_a_trained_weights_file(tmp_path: Path) ->
     table = json.loads((run_dir / "ablation.json").read_text())
     assert [row["ablation"] for row in table["rows"]] == ["baseline", "hp_ratio"]
     assert table["n_tracks"] == 4 and "hp_ratio" in (run_dir / "ablation.md").read_text()
+    from tests.test_artifactnet_open_ablate import TRAINING
+
+    twin = save_random_weights(tmp_path / "twin.pt", bounded=False, meta=TRAINING)
+    bounded = save_random_weights(tmp_path / "bounded.pt", meta=TRAINING)
+    done = cli("ablate", "bounded-mask", "--bench", f"folder:{bench}", "--split", "all",
+               "--weights", str(bounded), "--unbounded-weights", str(twin), "--workers", "0",
+               cwd=tmp_path)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    table = json.loads(next(tmp_path.glob("runs/ablate-bounded-mask-*/ablation.json")).read_text())
+    assert [row["ablation"][:9] for row in table["rows"]] == ["bounded m", "unbounded"]
+    done = cli("ablate", "bounded-mask", "--bench", f"folder:{bench}", "--weights", str(weights),
+               "--unbounded-weights", str(twin), "--workers", "0", cwd=tmp_path)  # fmt: skip
+    assert done.returncode == 2 and "not trained the same way" in done.stderr
     onnx_path = tmp_path / "open.onnx"
     done = cli("export", "artifactnet-open", "--onnx", str(onnx_path), "--weights", str(weights),
                cwd=tmp_path)  # fmt: skip

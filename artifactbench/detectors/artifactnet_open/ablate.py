@@ -5,12 +5,15 @@ every frame) right before the classifier: the classifier then sees a typical val
 information, where zeros would be an input it never saw. The residual extractor and the other
 six channels are untouched, so the drop in F1 / AUC is what that one channel carries.
 
-The `bounded-mask` row of Appendix B compares two separately trained models (mask in [0, 0.5]
-against [0, 1]) and so is not a channel ablation; it is not computed here.
+The `bounded-mask` row of Appendix B compares two models trained the same way, one with the
+mask in [0, 0.5] and one in [0, 1] (`compare_mask_bound`): besides F1 / AUC / TPR / FPR it
+reports how much of the input each mask keeps, the mean mask value and the residual energy as a
+fraction of the input energy, which is what the bound is there to limit.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -37,7 +40,14 @@ ABLATIONS: tuple[str, ...] = (
 BASELINE = "baseline"
 THRESHOLD = 0.5
 METRICS = ("f1", "auc", "tpr", "fpr")
-NOT_INCLUDED = "bounded-mask (needs a second model trained with an unbounded mask)"
+BOUND_METRICS = ("mask_mean", "residual_energy_fraction", *METRICS)
+NOT_INCLUDED = "bounded-mask (a second model; run `artifactbench ablate bounded-mask`)"
+BOUNDED = "bounded mask, m = 0.5 sigmoid(z)"
+UNBOUNDED = "unbounded mask, m = sigmoid(z)"
+# What must agree between the two models of the bounded-mask comparison, beside the config.
+SAME_TRAINING = (
+    "bench_fingerprint", "train_track_ids_sha256", "seed", "small", "schedule", "phases", "teacher",
+)  # fmt: skip
 
 
 def channel_index(name: str) -> int:
@@ -97,6 +107,18 @@ def _batches(
         yield batch
 
 
+def _chunk_batches(
+    views_and_labels: Iterable[tuple[np.ndarray, str]], size: int, width: int
+) -> Iterator[tuple[list[tuple[np.ndarray, str]], Tensor, np.ndarray]]:
+    """(tracks, all their chunks as one tensor, split points between tracks) per batch."""
+    for batch in _batches(views_and_labels, size):
+        for view, _ in batch:
+            if view.ndim != 2 or view.shape[1] != width or view.shape[0] == 0:
+                raise ValueError(f"expected chunks [n, {width}], got {list(view.shape)}")
+        chunks = np.concatenate([view for view, _ in batch]).astype(np.float32)
+        yield batch, torch.from_numpy(chunks), np.cumsum([len(view) for view, _ in batch])[:-1]
+
+
 def _song_prob(chunk_probs: np.ndarray) -> float:
     """Median over finite chunk P(AI); NaN when no chunk is finite (the track then fails)."""
     finite = chunk_probs[np.isfinite(chunk_probs)]
@@ -135,13 +157,8 @@ def ablate(
     labels: list[str] = []
     failed = 0
     with torch.inference_mode():
-        for batch in _batches(views_and_labels, batch_size):
-            for view, _ in batch:
-                if view.ndim != 2 or view.shape[1] != width or view.shape[0] == 0:
-                    raise ValueError(f"expected chunks [n, {width}], got {list(view.shape)}")
-            chunks = np.concatenate([view for view, _ in batch]).astype(np.float32)
-            bounds = np.cumsum([len(view) for view, _ in batch])[:-1]
-            feats = variants[BASELINE].features(torch.from_numpy(chunks))
+        for batch, chunks, bounds in _chunk_batches(views_and_labels, batch_size, width):
+            feats = variants[BASELINE].features(chunks)
             per_variant = {
                 name: np.split(v.classify(feats).numpy().astype(np.float64), bounds)
                 for name, v in variants.items()
@@ -163,6 +180,7 @@ def ablate(
         for name, got in table.items()
     ]
     return {
+        "kind": "channels",
         "weights": str(weights),
         "weights_sha256": sha256_file(weights),
         "meta": meta,
@@ -179,6 +197,121 @@ def ablate(
     }
 
 
+def training_differences(bounded_meta: dict[str, Any], unbounded_meta: dict[str, Any]) -> list[str]:
+    """The recorded training facts in which two weights files differ (empty: trained the same
+    way). A fact missing from either file counts as a difference."""
+    return [
+        key
+        for key in SAME_TRAINING
+        if key not in bounded_meta
+        or key not in unbounded_meta
+        or bounded_meta[key] != unbounded_meta[key]
+    ]
+
+
+def _check_pair(
+    bounded: ArtifactNetOpen,
+    unbounded: ArtifactNetOpen,
+    bounded_meta: dict[str, Any],
+    unbounded_meta: dict[str, Any],
+) -> None:
+    if not bounded.config.bounded or unbounded.config.bounded:
+        raise ValueError(
+            "the first weights must have a bounded mask and the second an unbounded one "
+            f"(got bounded={bounded.config.bounded}, {unbounded.config.bounded})"
+        )
+    other = dataclasses.replace(unbounded.config, bounded=True)
+    if other != bounded.config:
+        raise ValueError("the two models differ in more than the mask bound (config)")
+    differ = training_differences(bounded_meta, unbounded_meta)
+    if differ:
+        raise ValueError(f"the two models were not trained the same way: {', '.join(differ)}")
+
+
+def _mask_statistics(model: ArtifactNetOpen, chunks: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """Per chunk: mean mask value, residual energy / input energy, and P(AI)."""
+    mag = model.stft(chunks)
+    mask, residual = model.unet(mag)
+    energy = (mag * mag).sum(dim=(1, 2))
+    fraction = (residual * residual).sum(dim=(1, 2)) / torch.clamp(energy, min=1e-12)
+    probs = torch.sigmoid(model.classifier(model.features(residual)))
+    return mask.mean(dim=(1, 2)), fraction, probs
+
+
+def compare_mask_bound(
+    bounded_weights: Path,
+    unbounded_weights: Path,
+    views_and_labels: Iterable[tuple[np.ndarray, str]],
+    batch_size: int = 8,
+) -> dict[str, Any]:
+    """Appendix B's bounded-mask row: the bounded model against its unbounded twin.
+
+    Refuses a pair that was not trained the same way (same bench, train tracks, seed, schedule,
+    phases, teacher and config but for the bound). Mask mean and energy fraction are averaged
+    over every chunk scored; F1 / AUC / TPR / FPR use the median-of-chunks song verdict.
+    """
+    models = {}
+    metas = {}
+    for name, path in ((BOUNDED, bounded_weights), (UNBOUNDED, unbounded_weights)):
+        models[name], _, metas[name] = read_weights(Path(path))
+    _check_pair(models[BOUNDED], models[UNBOUNDED], metas[BOUNDED], metas[UNBOUNDED])
+    width = models[BOUNDED].config.segment_samples
+    stats: dict[str, dict[str, list[float]]] = {
+        name: {"mask": [], "fraction": [], "probs": []} for name in models
+    }
+    labels: list[str] = []
+    failed = 0
+    with torch.inference_mode():
+        for batch, chunks, bounds in _chunk_batches(views_and_labels, batch_size, width):
+            per_model = {}
+            for name, model in models.items():
+                mask, fraction, probs = _mask_statistics(model, chunks)
+                stats[name]["mask"] += mask.tolist()
+                stats[name]["fraction"] += fraction.tolist()
+                per_model[name] = np.split(probs.numpy().astype(np.float64), bounds)
+            for i, (_, label) in enumerate(batch):
+                song = {name: _song_prob(parts[i]) for name, parts in per_model.items()}
+                if not all(np.isfinite(p) for p in song.values()):
+                    failed += 1
+                    continue
+                labels.append(label)
+                for name, p in song.items():
+                    stats[name]["probs"].append(p)
+    if not labels:
+        raise ValueError("no track could be scored; nothing to compare")
+    rows = []
+    for name in models:
+        got = {
+            "mask_mean": float(np.mean(stats[name]["mask"])),
+            "residual_energy_fraction": float(np.mean(stats[name]["fraction"])),
+            **_metrics(labels, np.asarray(stats[name]["probs"])),
+        }
+        rows.append({"ablation": name, **got})
+    base = rows[0]
+    for row in rows:
+        for key in BOUND_METRICS:
+            row[f"delta_{key}"] = _difference(row[key], base[key])
+    return {
+        "kind": "bounded-mask",
+        "weights": {BOUNDED: str(bounded_weights), UNBOUNDED: str(unbounded_weights)},
+        "weights_sha256": {
+            BOUNDED: sha256_file(bounded_weights),
+            UNBOUNDED: sha256_file(unbounded_weights),
+        },
+        "meta": metas,
+        "ablations": ["bounded-mask"],
+        "threshold": THRESHOLD,
+        "aggregation": "median of finite chunk P(AI)",
+        "mask_statistics": "mean over scored chunks of each chunk's mean mask value and of its "
+        "residual energy sum(r^2) / input energy sum(|X|^2)",
+        "n_tracks": len(labels),
+        "n_ai": sum(label == "ai" for label in labels),
+        "n_real": sum(label != "ai" for label in labels),
+        "n_failed": failed,
+        "rows": rows,
+    }
+
+
 def _fmt(value: float | None, signed: bool = False) -> str:
     if value is None:
         return "n/a"
@@ -187,6 +320,8 @@ def _fmt(value: float | None, signed: bool = False) -> str:
 
 def render_markdown(result: dict[str, Any]) -> str:
     """The ablation table (Appendix B's channel rows when every channel was ablated)."""
+    if result["kind"] == "bounded-mask":
+        return _render_bound(result)
     title = (
         "Appendix B: channel ablations"
         if result["ablations"] == list(ABLATIONS)
@@ -208,6 +343,29 @@ def render_markdown(result: dict[str, Any]) -> str:
             cells += [_fmt(row[key]), _fmt(row[f"delta_{key}"], signed=True)]
         lines.append("| " + " | ".join(cells) + " |")
     lines += ["", "Not included: " + "; ".join(result["not_included"]) + "."]
+    return "\n".join(lines) + "\n"
+
+
+def _render_bound(result: dict[str, Any]) -> str:
+    lines = [
+        "## Appendix B: bounded mask",
+        "",
+        f"{result['n_tracks']} tracks ({result['n_ai']} AI, {result['n_real']} real, "
+        f"{result['n_failed']} failed), threshold {result['threshold']}, song verdict "
+        f"{result['aggregation']}; two models trained the same way but for the mask bound. "
+        f"Mask statistics: {result['mask_statistics']}.",
+        "",
+        "| model | mean mask | residual energy / input | F1 | ΔF1 | AUC | ΔAUC | TPR | FPR |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for row in result["rows"]:
+        cells = [
+            row["ablation"], _fmt(row["mask_mean"]), _fmt(row["residual_energy_fraction"]),
+            _fmt(row["f1"]), _fmt(row["delta_f1"], signed=True),
+            _fmt(row["auc"]), _fmt(row["delta_auc"], signed=True),
+            _fmt(row["tpr"]), _fmt(row["fpr"]),
+        ]  # fmt: skip
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 

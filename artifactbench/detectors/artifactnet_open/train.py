@@ -115,6 +115,7 @@ def train(
     schedule: Schedule | None = None,
     tracks: Sequence[Track] | None = None,
     bars: ProgressHook | None = None,
+    bounded: bool = True,
 ) -> Path:
     """Train on the bench's train tracks (or `tracks`, which must all be train) and return the
     weights file; phases whose checkpoint exists in `out_dir` are loaded, not rerun.
@@ -141,8 +142,9 @@ def train(
     torch.set_num_threads(max(1, min(os.cpu_count() or 1, 8)))
 
     config = ArtifactNetConfig.small() if small else ArtifactNetConfig()
+    config = dataclasses.replace(config, bounded=bounded)
     ids = sorted(t.track_id for t in chosen)
-    ids_sha = hashlib.sha256("\n".join(ids).encode()).hexdigest()
+    ids_sha = _ids_sha256(ids)
     signature = json.dumps(
         [dataclasses.asdict(config), dataclasses.asdict(plan), ids_sha, seed], sort_keys=True
     )
@@ -185,6 +187,7 @@ def train(
         "bench": bench.name,
         "bench_fingerprint": bench.fingerprint,
         "train_track_ids_sha256": ids_sha,
+        "train_track_ids": ids,
         "n_tracks": len(chosen),
         "n_segments": int(audio.shape[0]),
         "phases": done,
@@ -212,6 +215,59 @@ def train(
     card["demo_note"] = DEMO_NOTE
     (out_dir / "card.json").write_text(json.dumps(card, indent=2) + "\n")
     return weights
+
+
+def train_twin(
+    weights: Path,
+    bench: Bench,
+    out_dir: Path,
+    *,
+    bounded: bool,
+    workers: int = 1,
+    progress: Callable[[str], None] | None = None,
+    bars: ProgressHook | None = None,
+) -> Path:
+    """Train a model exactly as `weights` was trained (bench, train tracks, seed, schedule,
+    phases, size) but for the mask bound: the second model of the bounded-mask ablation.
+
+    The bench must be the one `weights` was trained on (same fingerprint); resumable like
+    `train`, so an interrupted twin continues from its last phase."""
+    blob = torch.load(weights, map_location="cpu", weights_only=True)
+    meta = dict(blob.get("meta", {}))
+    needed = {"bench_fingerprint", "seed", "small", "schedule", "phases"}
+    missing = sorted(needed - set(meta))
+    if missing:
+        raise ValueError(f"{weights} does not record how it was trained (missing {missing})")
+    if meta["bench_fingerprint"] != bench.fingerprint:
+        raise ValueError(
+            f"{weights} was trained on bench {meta.get('bench')!r} "
+            f"(fingerprint {str(meta['bench_fingerprint'])[:12]}), not on {bench.name!r} "
+            f"({bench.fingerprint[:12]}); give that bench"
+        )
+    pool = bench.select("train")
+    if "train_track_ids" in meta:
+        wanted = set(meta["train_track_ids"])
+        pool = [t for t in pool if t.track_id in wanted]
+    if _ids_sha256(sorted(t.track_id for t in pool)) != meta.get("train_track_ids_sha256"):
+        raise ValueError(f"the train tracks of {weights} are not all in bench {bench.name!r}")
+    return train(
+        bench,
+        out_dir,
+        tracks=pool,
+        small=bool(meta["small"]),
+        seed=int(meta["seed"]),
+        phases=list(meta["phases"]),
+        workers=workers,
+        progress=progress,
+        schedule=Schedule(**meta["schedule"]),
+        bars=bars,
+        bounded=bounded,
+    )
+
+
+def _ids_sha256(sorted_ids: list[str]) -> str:
+    """The fingerprint of a training set: sha256 of its sorted track ids, one per line."""
+    return hashlib.sha256("\n".join(sorted_ids).encode()).hexdigest()
 
 
 def _plain(value: Any) -> Any:
