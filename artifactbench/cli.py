@@ -394,21 +394,54 @@ def export(
     weights: Annotated[
         Path | None, typer.Option(help="trained .pt (default: shipped demo)")
     ] = None,
+    check_bench: Annotated[
+        str | None, typer.Option(help="also compare ONNX and torch on every chunk of this bench")
+    ] = None,
+    check_split: Annotated[Split, typer.Option(help="bench_origin of --check-bench")] = Split.test,
+    check_limit: Annotated[
+        int | None, typer.Option(min=1, help="a seeded sample of N tracks of --check-bench")
+    ] = None,
+    workers: Annotated[int, typer.Option(min=0)] = _default_workers(),
 ) -> None:
     """Export the whole pipeline (audio in, P(AI) out) with the published ArtifactNet contract."""
     _open_model(model)
     from artifactbench.detectors.artifactnet_open.export import export_onnx
 
+    path = _open_weights(weights)
+    views = None
+    if check_bench is not None:
+        labelled = _artifactnet_views(_parse_bench(check_bench), check_split, check_limit, workers)
+        views = (view for view, _ in labelled)
     try:
-        record = export_onnx(_open_weights(weights), onnx)
+        record = export_onnx(path, onnx, views)
     except ValueError as exc:
         raise UsageProblem(str(exc)) from exc
+    checked = f"{record['probe_chunks']} probe chunks"
+    if "bench_chunks" in record:
+        checked += f" and {record['bench_chunks']} chunks of {check_bench} {check_split.value}"
     out.print(
-        f"exported {record['onnx']} (max |onnx - torch| = {record['max_abs_difference']:.2e}); "
-        f"score it with: artifactbench run --models artifactnet --weights {record['onnx']}",
+        f"exported {record['onnx']} (max |onnx - torch| = {record['max_abs_difference']:.2e} "
+        f"over {checked}); score it with: artifactbench run --models artifactnet "
+        f"--weights {record['onnx']}",
         markup=False,
         highlight=False,
     )
+
+
+def _artifactnet_views(
+    bench: Bench, split: Split, limit: int | None, workers: int
+) -> Iterator[tuple[np.ndarray, str]]:
+    """(7-chunk view, label) per decodable track of a bench split, as the ArtifactNet card
+    decodes it; a seeded sample of `limit` tracks when given."""
+    from artifactbench.decoding import decode_stream
+    from artifactbench.detectors.registry import cards
+    from artifactbench.runner import limit_tracks
+
+    tracks = limit_tracks(bench.select(split.value), limit, seed=0)
+    view = cards()["artifactnet"].view
+    for decoded in decode_stream(list(enumerate(tracks)), [view], workers):
+        if decoded.views is not None:
+            yield decoded.views[0], tracks[decoded.index].label
 
 
 @app.command()
@@ -443,27 +476,18 @@ def ablate(
         raise UsageProblem(f"unknown channel {channel!r}; choose from: {choices}")
     if unbounded_weights is not None and channel != "bounded-mask":
         raise UsageProblem("--unbounded-weights goes with bounded-mask only")
-    from artifactbench.decoding import decode_stream
-    from artifactbench.detectors.registry import cards
     from artifactbench.runner import new_run_dir
 
     path = _open_weights(weights)
     bench_obj = _parse_bench(bench)
-    tracks = bench_obj.select(split.value)
-    view = cards()["artifactnet"].view
-
-    def examples() -> Iterator[tuple[np.ndarray, str]]:
-        for decoded in decode_stream(list(enumerate(tracks)), [view], workers):
-            if decoded.views is not None:
-                yield decoded.views[0], tracks[decoded.index].label
-
+    examples = _artifactnet_views(bench_obj, split, None, workers)
     try:
         if channel == "bounded-mask":
             twin = _open_weights(unbounded_weights) if unbounded_weights else None
             twin = twin or _unbounded_twin(path, bench_obj, workers)
-            result = compare_mask_bound(path, twin, examples())
+            result = compare_mask_bound(path, twin, examples)
         else:
-            result = run_ablation(path, channel, examples())
+            result = run_ablation(path, channel, examples)
     except ValueError as exc:
         raise UsageProblem(str(exc)) from exc
     run_dir = new_run_dir(out_dir, f"ablate-{channel}-{bench_obj.name}", split.value)

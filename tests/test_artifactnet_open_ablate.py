@@ -185,12 +185,15 @@ def test_detector_score_is_the_median_of_its_chunks(open_card: str, weights: Pat
 def test_export_matches_torch_and_runs_through_the_published_adapter(
     open_card: str, weights: Path, tmp_path: Path
 ) -> None:
-    report = export_onnx(weights, tmp_path / "open.onnx")
-    assert report["max_abs_difference"] <= 1e-4
+    batch = views(2, n_chunks=1, seed=5)
+    report = export_onnx(weights, tmp_path / "open.onnx", check_views=iter(batch))
+    assert report["max_abs_difference"] <= 1e-4 and report["bench_chunks"] == 2
+    assert report["max_abs_difference"] == max(
+        report["probe_max_abs_difference"], report["bench_max_abs_difference"]
+    )
     published = artifactnet_onnx.load(cards()["artifactnet"], Path(report["onnx"]), LoadContext())
     assert published.provenance["rows_independent"]
     ours = detector.load(cards()[open_card], weights, LoadContext())
-    batch = views(2, n_chunks=1, seed=5)
     np.testing.assert_allclose(published.score(batch), ours.score(batch), rtol=0, atol=1e-4)
 
 

@@ -250,8 +250,10 @@ def test_ablate_and_export_commands_on_a_trained_weights_file(tmp_path: Path) ->
     assert done.returncode == 2 and "not trained the same way" in done.stderr
     onnx_path = tmp_path / "open.onnx"
     done = cli("export", "artifactnet-open", "--onnx", str(onnx_path), "--weights", str(weights),
+               "--check-bench", f"folder:{bench}", "--check-split", "all", "--workers", "0",
                cwd=tmp_path)  # fmt: skip
     assert done.returncode == 0, done.stderr
+    assert "4 probe chunks and 28 chunks of folder:" in done.stdout
     scored = cli("score", str(bench / "ai1.mp3"), "--model", "artifactnet", "--weights",
                  str(onnx_path), "--json", cwd=tmp_path)  # fmt: skip
     assert scored.returncode == 0, scored.stderr
