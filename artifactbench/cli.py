@@ -52,6 +52,12 @@ class Split(StrEnum):
     all = "all"
 
 
+class Teacher(StrEnum):
+    auto = "auto"
+    demucs = "demucs"
+    hpss = "hpss"
+
+
 class UsageProblem(Exception):
     """Wrong input from the user: printed as one line, exit code 2."""
 
@@ -369,6 +375,12 @@ def train(
     ),
     seed: Annotated[int, typer.Option()] = 0,
     workers: Annotated[int, typer.Option(min=0)] = _default_workers(),
+    teacher: Annotated[
+        Teacher, typer.Option(help="phase 1 teacher; auto: demucs if its weights are on disk")
+    ] = Teacher.auto,
+    demucs_dir: Annotated[
+        Path | None, typer.Option(help="folder with htdemucs.yaml and its model files")
+    ] = None,
 ) -> None:
     """Train the open ArtifactNet on a bench's train split (resumable per phase)."""
     _open_model(model)
@@ -378,7 +390,8 @@ def train(
     try:
         with Progress(*_bar_columns(), console=err, transient=False) as progress:
             weights = train_model(
-                bench_obj, out_dir, small=small, seed=seed, workers=workers,
+                bench_obj, out_dir, small=small, seed=seed, workers=workers, teacher=teacher.value,
+                demucs_dir=demucs_dir,
                 progress=lambda line: progress.console.print(line, markup=False, highlight=False),
                 bars=_progress_hook(progress),
             )  # fmt: skip

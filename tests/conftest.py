@@ -36,6 +36,7 @@ def isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest
     """Every test gets its own cache and sees the counting test detector."""
     cache = tmp_path_factory.mktemp("cache")
     monkeypatch.setenv("ARTIFACTBENCH_CACHE", str(cache))
+    monkeypatch.delenv("ARTIFACTBENCH_DEMUCS", raising=False)
     monkeypatch.setenv("ARTIFACTBENCH_CARDS", str(PLUGINS / "cards"))
     monkeypatch.setenv("PYTHONPATH", str(PLUGINS))
     monkeypatch.syspath_prepend(str(PLUGINS))

@@ -61,9 +61,8 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Bench, list, Path
     pool = bench.select("train")
     tracks = [t for t in pool if t.label == "ai"][:3] + [t for t in pool if t.label == "real"][:3]
     out = root / "run"
-    weights = train(
-        bench, out, small=True, seed=0, schedule=TINY, workers=0, tracks=tracks, bars=BARS
-    )
+    weights = train(bench, out, small=True, seed=0, schedule=TINY, workers=0, tracks=tracks,
+                    bars=BARS, teacher="hpss")  # fmt: skip
     return bench, tracks, out, weights
 
 
@@ -146,3 +145,40 @@ def test_unbounded_twin_is_trained_the_same_way(trained: tuple, tmp_path: Path) 
     with pytest.raises(ValueError, match="was trained on bench"):
         train_twin(weights, other, tmp_path / "nope", bounded=False, workers=0)
     assert not (tmp_path / "nope").exists()
+
+
+def test_demucs_teacher_when_its_weights_are_on_disk(trained: tuple, tmp_path: Path) -> None:
+    """With Demucs weights in the folder, "auto" distils |STFT(mixture - sum of stems)| and
+    records the teacher and its files; with an empty folder "auto" falls back to HPSS and
+    "demucs" is refused with the reason."""
+    pytest.importorskip("demucs")
+    from artifactbench.detectors.artifactnet_open.model import ArtifactNetConfig, ArtifactNetOpen
+    from artifactbench.detectors.artifactnet_open.train import demucs_teacher
+    from artifactbench.separation import load_separator
+    from tests.test_separation import save_safetensors, tiny_model, write_yaml
+
+    folder = tmp_path / "demucs"
+    folder.mkdir()
+    save_safetensors(tiny_model(0), folder / "aaaa0000.safetensors")
+    write_yaml(folder, ["aaaa0000"])
+    separator = load_separator(folder)
+    stft = ArtifactNetOpen(ArtifactNetConfig.small()).stft
+    audio = 0.1 * torch.from_numpy(np.random.default_rng(0).standard_normal((2, 44100)))
+    audio = audio.float()
+    expected = stft(audio - separator.stems(audio).sum(dim=1))
+    torch.testing.assert_close(demucs_teacher(separator, stft, audio), expected)
+
+    bench, tracks, _, _ = trained
+    one_phase = {"tracks": tracks, "small": True, "seed": 0, "schedule": TINY, "workers": 0,
+                 "phases": (1,)}  # fmt: skip
+    weights = train(bench, tmp_path / "d", demucs_dir=folder, **one_phase)
+    meta = read_weights(weights)[2]
+    assert meta["teacher"] == "demucs:htdemucs" and "Demucs residual" in meta["teacher_note"]
+    assert meta["teacher_files"] == separator.files
+    assert len(_losses(tmp_path / "d", "distill")) == TINY.distill
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    weights = train(bench, tmp_path / "h", demucs_dir=empty, **one_phase)
+    assert read_weights(weights)[2]["teacher"] == "hpss"
+    with pytest.raises(ValueError, match="teacher demucs: .*htdemucs.yaml"):
+        train(bench, tmp_path / "x", demucs_dir=empty, teacher="demucs", **one_phase)

@@ -63,6 +63,7 @@ def folder_bench(root: Path, n: int = 6, broken: bool = True) -> Path:
         (["fetch", "model", "fakeprint"], "fetch one model with published weights"),
         (["fetch", "bench", "sonics"], "choose from: artifactbench"),
         (["ablate", "mel_HP"], "choose from: all, bounded-mask, mel_res, mel_H"),
+        (["train", "artifactnet-open", "--teacher", "x"], "'auto', 'demucs', 'hpss'"),
         (["ablate", "mel_H", "--unbounded-weights", "x.pt"], "goes with bounded-mask only"),
     ],
 )

@@ -44,10 +44,17 @@ BOUND_METRICS = ("mask_mean", "residual_energy_fraction", *METRICS)
 NOT_INCLUDED = "bounded-mask (a second model; run `artifactbench ablate bounded-mask`)"
 BOUNDED = "bounded mask, m = 0.5 sigmoid(z)"
 UNBOUNDED = "unbounded mask, m = sigmoid(z)"
-# What must agree between the two models of the bounded-mask comparison, beside the config.
+# What must agree between the two models of the bounded-mask comparison, beside the config:
+# recorded by every trainer, and (teacher, its files) compared as recorded.
 SAME_TRAINING = (
-    "bench_fingerprint", "train_track_ids_sha256", "seed", "small", "schedule", "phases", "teacher",
-)  # fmt: skip
+    "bench_fingerprint",
+    "train_track_ids_sha256",
+    "seed",
+    "small",
+    "schedule",
+    "phases",
+)
+SAME_TEACHER = ("teacher", "teacher_files")
 
 
 def channel_index(name: str) -> int:
@@ -200,12 +207,11 @@ def ablate(
 def training_differences(bounded_meta: dict[str, Any], unbounded_meta: dict[str, Any]) -> list[str]:
     """The recorded training facts in which two weights files differ (empty: trained the same
     way). A fact missing from either file counts as a difference."""
-    return [
+    missing = [k for k in SAME_TRAINING if k not in bounded_meta or k not in unbounded_meta]
+    return missing + [
         key
-        for key in SAME_TRAINING
-        if key not in bounded_meta
-        or key not in unbounded_meta
-        or bounded_meta[key] != unbounded_meta[key]
+        for key in (*SAME_TRAINING, *SAME_TEACHER)
+        if key not in missing and bounded_meta.get(key) != unbounded_meta.get(key)
     ]
 
 

@@ -1,8 +1,9 @@
 """Train the open ArtifactNet on a bench's train split, in the paper's three phases.
 
 1. Distillation: the U-Net residual learns the shape of a teacher residual (L1 + multi-resolution
-   magnitude loss). Demucs is not available offline, so the teacher is the HPSS residual
-   |X| * (1 - H_mask), recorded as `teacher: "hpss"`.
+   magnitude loss). The paper's teacher is Demucs v4: |STFT(mixture - sum of its stems)|, used
+   when its weights are on local disk (`separation.py`). Otherwise the teacher is the HPSS
+   residual |X| * (1 - H_mask). Which one was used is recorded (`teacher` in the weights' meta).
 2. Steering: the CNN learns on frozen residuals, then the U-Net is tuned through the frozen CNN.
 3. Codec-aware tuning: every segment as WAV, MP3, AAC and Opus (128 kbps) in one batch.
 
@@ -35,10 +36,15 @@ from artifactbench.metrics import binary_metrics
 
 if TYPE_CHECKING:
     from artifactbench.runner import ProgressHook
+    from artifactbench.separation import Separator
 
 WEIGHTS_FILE = "artifactnet_open.pt"
 CODEC_VERSIONS = (("mp3", 128000), ("aac", 128000), ("opus", 128000))
-TEACHER = "hpss"
+TEACHERS = ("auto", "demucs", "hpss")
+TEACHER_NOTES = {
+    "demucs": "phase 1 distils the Demucs residual, mixture minus the sum of its stems",
+    "hpss": "phase 1 distils the HPSS residual |X| (1 - harmonic mask), not the paper's Demucs",
+}
 DEMO_NOTE = (
     "A model trained on the synthetic demo bench has learned the demo's toy artifacts only: "
     "its scores mean nothing on real music."
@@ -102,6 +108,29 @@ def hpss_teacher(mag: Tensor, kernel: int) -> Tensor:
     return mag * (1.0 - mask_h)
 
 
+def demucs_teacher(separator: Separator, stft: nn.Module, audio: Tensor) -> Tensor:
+    """The paper's teacher: |STFT| of what Demucs leaves out, mixture minus the sum of stems."""
+    return stft(separator.residual(audio).to(audio.dtype))
+
+
+def _teacher(choice: str, demucs_dir: Path | None) -> Separator | None:
+    """The Demucs separator when chosen (or available under "auto"); None means HPSS."""
+    from artifactbench.separation import DemucsUnavailable, demucs_available, load_separator
+
+    if choice not in TEACHERS:
+        raise ValueError(f"unknown teacher {choice!r}; choose from: {', '.join(TEACHERS)}")
+    if choice == "hpss" or (choice == "auto" and demucs_available(demucs_dir) is not None):
+        return None
+    try:
+        return load_separator(demucs_dir)
+    except DemucsUnavailable as exc:
+        raise ValueError(f"teacher demucs: {exc}") from exc
+
+
+def _teacher_name(separator: Separator | None) -> str:
+    return "hpss" if separator is None else f"demucs:{separator.name}"
+
+
 def train(
     bench: Bench,
     out_dir: Path,
@@ -116,12 +145,15 @@ def train(
     tracks: Sequence[Track] | None = None,
     bars: ProgressHook | None = None,
     bounded: bool = True,
+    teacher: str = "auto",
+    demucs_dir: Path | None = None,
 ) -> Path:
     """Train on the bench's train tracks (or `tracks`, which must all be train) and return the
     weights file; phases whose checkpoint exists in `out_dir` are loaded, not rerun.
 
     `progress` gets one line per phase; `bars` opens a progress bar per stage (decode, each
-    phase's optimiser steps, codec encoding, evaluation)."""
+    phase's optimiser steps, codec encoding, evaluation). `teacher` "auto" distils Demucs when
+    its weights are in `demucs_dir` (see `separation.demucs_dir`) and HPSS otherwise."""
     chosen = list(tracks) if tracks is not None else bench.select("train")
     leaked = [t.track_id for t in chosen if t.bench_origin != "train"]
     if leaked:
@@ -134,6 +166,8 @@ def train(
     if bad_phases:
         raise ValueError(f"phases must be among 1, 2, 3, got {sorted(bad_phases)}")
     phases = sorted(set(phases))
+    separator = _teacher(teacher, demucs_dir) if 1 in phases else None
+    teacher_name = _teacher_name(separator) if 1 in phases else None
     plan = (schedule or Schedule()).with_epochs(epochs)
     say = progress or (lambda _msg: None)
     bar = bars or _no_progress
@@ -146,10 +180,11 @@ def train(
     ids = sorted(t.track_id for t in chosen)
     ids_sha = _ids_sha256(ids)
     signature = json.dumps(
-        [dataclasses.asdict(config), dataclasses.asdict(plan), ids_sha, seed], sort_keys=True
+        [dataclasses.asdict(config), dataclasses.asdict(plan), ids_sha, seed, teacher_name],
+        sort_keys=True,
     )
 
-    say(f"decoding {len(chosen)} train tracks")
+    say(f"decoding {len(chosen)} train tracks; phase 1 teacher: {teacher_name or 'none'}")
     audio, labels = _segments(chosen, config, plan.segments_per_track, workers, bar)
     log = _LossLog(out_dir / "loss_log.jsonl", bar)
     torch.manual_seed(seed)
@@ -171,7 +206,7 @@ def train(
             torch.manual_seed(seed * 1000 + phase)
             gen = torch.Generator().manual_seed(seed * 1000 + phase)
             if phase == 1:
-                _phase_distill(model, audio, plan, gen, log)
+                _phase_distill(model, audio, plan, gen, log, separator)
             elif phase == 2:
                 _phase_steer(model, audio, labels, plan, gen, log)
             else:
@@ -192,8 +227,9 @@ def train(
         "n_segments": int(audio.shape[0]),
         "phases": done,
         "resumed_phases": resumed,
-        "teacher": TEACHER if 1 in done else None,
-        "teacher_note": "Demucs is not available offline; phase 1 distils the HPSS residual.",
+        "teacher": teacher_name,
+        "teacher_note": TEACHER_NOTES[teacher_name.split(":")[0]] if teacher_name else None,
+        "teacher_files": separator.files if separator is not None else None,
         "seed": seed,
         "small": small,
         "schedule": dataclasses.asdict(plan),
@@ -226,6 +262,7 @@ def train_twin(
     workers: int = 1,
     progress: Callable[[str], None] | None = None,
     bars: ProgressHook | None = None,
+    demucs_dir: Path | None = None,
 ) -> Path:
     """Train a model exactly as `weights` was trained (bench, train tracks, seed, schedule,
     phases, size) but for the mask bound: the second model of the bounded-mask ablation.
@@ -262,6 +299,8 @@ def train_twin(
         schedule=Schedule(**meta["schedule"]),
         bars=bars,
         bounded=bounded,
+        teacher=str(meta.get("teacher") or "hpss").split(":")[0],
+        demucs_dir=demucs_dir,
     )
 
 
@@ -348,14 +387,24 @@ def _batches(index: Tensor, size: int, gen: torch.Generator) -> list[Tensor]:
 
 
 def _phase_distill(
-    model: ArtifactNetOpen, audio: Tensor, plan: Schedule, gen: torch.Generator, log: _LossLog
+    model: ArtifactNetOpen,
+    audio: Tensor,
+    plan: Schedule,
+    gen: torch.Generator,
+    log: _LossLog,
+    separator: Separator | None,
 ) -> None:
     chosen = _pick(len(audio), plan.distill_segments, gen)
     with torch.no_grad():
         mags = torch.cat([model.stft(audio[b]) for b in chosen.split(plan.batch)])
-        teachers = torch.cat(
-            [hpss_teacher(m, model.config.hpss_kernel) for m in mags.split(plan.batch)]
-        )
+        if separator is None:
+            teachers = torch.cat(
+                [hpss_teacher(m, model.config.hpss_kernel) for m in mags.split(plan.batch)]
+            )
+        else:
+            teachers = torch.cat(
+                [demucs_teacher(separator, model.stft, audio[b]) for b in chosen.split(plan.batch)]
+            )
     model.unet.train()
     opt = torch.optim.Adam(model.unet.parameters(), lr=plan.lr)
     local = torch.arange(len(chosen))
