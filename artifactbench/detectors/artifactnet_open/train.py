@@ -177,6 +177,10 @@ def train(
 
     config = ArtifactNetConfig.small() if small else ArtifactNetConfig()
     config = dataclasses.replace(config, bounded=bounded)
+    if separator is not None and separator.samplerate != config.sample_rate:
+        raise ValueError(
+            f"teacher demucs runs at {separator.samplerate} Hz, the model at {config.sample_rate}"
+        )
     ids = sorted(t.track_id for t in chosen)
     ids_sha = _ids_sha256(ids)
     signature = json.dumps(
