@@ -392,9 +392,13 @@ def bandwidth_table(rows: Iterable[tuple[str, str, float]]) -> dict[str, Any]:
 _COLORS = {"real": "#1f77b4", "ai": "#d62728"}
 
 
-def plot_bandwidth(table: dict[str, Any], path: Path) -> Path:
+def plot_bandwidth(table: dict[str, Any], path: Path, *, title: str | None = None) -> Path:
     """Fig. 5: one horizontal bar per subset (widest at the top), blue real, red AI, with a
-    dashed line at each class mean; subsets with no measured track are left out."""
+    dashed line at each class mean; subsets with no measured track are left out.
+
+    title: the first title line (default: the paper's 95%-energy definition); the AI / real
+    ratio, when there is one, goes on a second line.
+    """
     import matplotlib
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -429,8 +433,8 @@ def plot_bandwidth(table: dict[str, Any], path: Path) -> Path:
                     )
                 )
         ratio = table.get("ratio_ai_real")
-        title = "Effective bandwidth of the residual (95% energy)"
-        ax.set_title(title + (f", AI / real = {ratio:.2f}" if ratio is not None else ""))
+        title = title or "Effective bandwidth of the residual (95% energy)"
+        ax.set_title(title + (f"\nAI / real = {ratio:.2f}" if ratio is not None else ""))
         ax.set_xlabel("f* (kHz)")
         ax.set_xlim(0, RATE / 2000)
         ax.grid(axis="x", alpha=0.3)

@@ -13,18 +13,40 @@ import os
 import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
-from artifactbench.audio import DecodeError, DecodeLimits, ViewSpec, decode_audio, detector_view
+from artifactbench.audio import (
+    PROTOCOL_RATE,
+    DecodeError,
+    DecodeLimits,
+    ViewSpec,
+    decode_audio,
+    detector_view,
+)
 from artifactbench.benches.base import ResolveError, Track
 from artifactbench.processes import exit_with_parent
+from artifactbench.transforms import Transform, TransformError, apply_chain
+
+
+@dataclass
+class Variant:
+    """The views of one transform chain applied to a decoded track, or why the chain failed."""
+
+    views: list[np.ndarray] | None
+    stage: str | None = None
+    error: str | None = None
+    seconds: float = 0.0
 
 
 @dataclass
 class Decoded:
-    """One track after the decode stage: its views, or the stage and reason it failed at."""
+    """One track after the decode stage: its views, or the stage and reason it failed at.
+
+    `views` are those of the first chain; `variants` holds every chain's (one per chain asked
+    for, in order) when the track decoded.
+    """
 
     index: int
     audio_sha256: str | None
@@ -32,11 +54,37 @@ class Decoded:
     stage: str | None = None
     error: str | None = None
     seconds: float = 0.0
+    variants: list[Variant] = field(default_factory=list)
+
+
+def _variant(
+    audio: np.ndarray, chain: Sequence[Transform], specs: Sequence[ViewSpec], seed: int, key: str
+) -> Variant:
+    """One chain on the decoded buffer: a failing codec is stage `encode`, any other step
+    `transform`, and the other chains of the track are unaffected."""
+    start = time.perf_counter()
+    try:
+        buffer = apply_chain(chain, audio, PROTOCOL_RATE, seed, key) if chain else audio
+        views = [detector_view(buffer, spec) for spec in specs]
+    except (TransformError, DecodeError, ValueError) as exc:
+        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        stage = "encode" if message.startswith("encode") else "transform"
+        return Variant(None, stage, message, time.perf_counter() - start)
+    return Variant(views, seconds=time.perf_counter() - start)
 
 
 def decode_track(
-    index: int, track: Track, specs: Sequence[ViewSpec], limits: DecodeLimits
+    index: int,
+    track: Track,
+    specs: Sequence[ViewSpec],
+    limits: DecodeLimits,
+    chains: Sequence[Sequence[Transform]] = ((),),
+    seed: int = 0,
 ) -> Decoded:
+    """Read and decode once, then cut every view of every transform chain from that buffer.
+
+    Chains are seeded by (seed, the audio's sha256), so a track gets the same noise wherever
+    and whenever it is processed."""
     start = time.perf_counter()
     try:
         data = track.read_bytes()
@@ -45,16 +93,25 @@ def decode_track(
     sha = hashlib.sha256(data).hexdigest()
     try:
         audio = decode_audio(data, limits)
-        views = [detector_view(audio, spec) for spec in specs]
     except DecodeError as exc:
         return Decoded(index, sha, None, "decode", str(exc), time.perf_counter() - start)
-    return Decoded(index, sha, views, seconds=time.perf_counter() - start)
+    decoded_at = time.perf_counter()
+    variants = [_variant(audio, chain, specs, seed, sha) for chain in chains]
+    first = variants[0]
+    if first.views is None and not chains[0]:  # the untransformed views failed: a decode failure
+        return Decoded(index, sha, None, "decode", first.error, time.perf_counter() - start)
+    return Decoded(index, sha, first.views, first.stage, first.error,
+                   decoded_at - start + first.seconds, variants)  # fmt: skip
 
 
 def _decode_chunk(
-    items: list[tuple[int, Track]], specs: Sequence[ViewSpec], limits: DecodeLimits
+    items: list[tuple[int, Track]],
+    specs: Sequence[ViewSpec],
+    limits: DecodeLimits,
+    chains: Sequence[Sequence[Transform]],
+    seed: int,
 ) -> list[Decoded]:
-    return [decode_track(i, t, specs, limits) for i, t in items]
+    return [decode_track(i, t, specs, limits, chains, seed) for i, t in items]
 
 
 def decode_stream(
@@ -63,12 +120,16 @@ def decode_stream(
     workers: int,
     limits: DecodeLimits | None = None,
     chunk: int = 2,
+    chains: Sequence[Sequence[Transform]] = ((),),
+    seed: int = 0,
 ) -> Iterator[Decoded]:
-    """Yield every track decoded, in completion order; `workers=0` decodes in this process."""
+    """Yield every track decoded, in completion order; `workers=0` decodes in this process.
+
+    Each track is decoded once and every transform chain in `chains` applied to that buffer."""
     limits = limits or DecodeLimits()
     if workers <= 0:
         for index, track in tracks:
-            yield decode_track(index, track, specs, limits)
+            yield decode_track(index, track, specs, limits, chains, seed)
         return
     chunks = [list(tracks[i : i + chunk]) for i in range(0, len(tracks), chunk)]
     window = max(2, workers * 3)
@@ -84,7 +145,9 @@ def decode_stream(
         next_chunk = 0
         while next_chunk < len(chunks) or in_flight:
             while next_chunk < len(chunks) and len(in_flight) < window:
-                in_flight.add(pool.submit(_decode_chunk, chunks[next_chunk], specs, limits))
+                in_flight.add(
+                    pool.submit(_decode_chunk, chunks[next_chunk], specs, limits, chains, seed)
+                )
                 next_chunk += 1
             done, in_flight = wait(in_flight, return_when=FIRST_COMPLETED)
             for future in done:

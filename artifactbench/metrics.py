@@ -26,7 +26,7 @@ import pandas as pd
 FPR_TARGET = 0.05
 BOOTSTRAP_RESAMPLES = 1000
 CI_LEVEL = 0.95
-STAGES: tuple[str, ...] = ("resolve", "decode", "inference")
+STAGES: tuple[str, ...] = ("resolve", "decode", "transform", "encode", "inference")
 CI_METRICS: tuple[str, ...] = ("f1", "precision", "recall", "fpr", "auc")
 KEY: list[str] = ["bench", "track_id"]
 # Replicates per chunk are sized so that one chunk holds about this many weights.
@@ -289,10 +289,11 @@ def check_predictions(preds: pd.DataFrame) -> None:
     stages = set(preds.loc[~scored, "stage"].dropna()) - set(STAGES)
     if stages:
         raise ValueError(f"unknown failure stages {sorted(stages)}")
-    dup = preds.duplicated(["model", *KEY])
+    key = ["model", *KEY] + (["variant"] if "variant" in preds.columns else [])
+    dup = preds.duplicated(key)
     if dup.any():
-        first = preds.loc[dup, ["model", *KEY]].iloc[0].tolist()
-        raise ValueError(f"duplicate (model, bench, track_id) row: {first}")
+        first = preds.loc[dup, key].iloc[0].tolist()
+        raise ValueError(f"duplicate ({', '.join(key)}) row: {first}")
 
 
 def _model_arrays(rows: pd.DataFrame, threshold: float) -> tuple[np.ndarray, ...]:

@@ -39,11 +39,14 @@ from artifactbench.detectors.base import (
 from artifactbench.detectors.registry import backend
 from artifactbench.paths import cache_dir
 from artifactbench.store import ScoreKey, ScoreRow, ScoreStore
+from artifactbench.transforms import Transform, chain_hash, chain_spec, describe_chain
 
 PREDICTION_COLUMNS = (
     "model", "track_id", "bench", "subset", "label", "generator", "bench_origin",
-    "prob", "status", "stage", "error", "seconds", "note",
+    "prob", "status", "stage", "error", "seconds", "note", "variant",
 )  # fmt: skip
+# The `variant` of rows scored on the decoded audio itself, with no transform chain.
+ORIGINAL = "original"
 
 
 @dataclass
@@ -59,6 +62,8 @@ class RunOptions:
     out: Path = Path("runs")
     strict: bool = False
     weights: dict[str, Path] = field(default_factory=dict)
+    # Transform chains, each scored as its own variant of every track; the first is primary.
+    chains: list[list[Transform]] = field(default_factory=lambda: [[]])
 
 
 @dataclass
@@ -73,6 +78,12 @@ class LoadedModel:
     detector: Detector
     key: ScoreKey
     view_index: int
+    variant: int = 0
+
+
+def variant_name(chain: list[Transform]) -> str:
+    """How a chain is named in predictions and reports: its canonical spec, or "original"."""
+    return chain_spec(chain) or ORIGINAL
 
 
 @dataclass
@@ -245,10 +256,16 @@ def score_row(result: float | Scored | None, seconds: float) -> ScoreRow:
     return ScoreRow(float(prob), "scored", None, None, seconds, note)
 
 
-def score_key(detector: Detector) -> ScoreKey:
-    """The store namespace of a loaded detector: id, exact weights, and its input protocol."""
+def score_key(detector: Detector, chain: list[Transform] | None = None) -> ScoreKey:
+    """The store namespace of a loaded detector: id, exact weights, and its input protocol,
+    which includes the transform chain applied after decoding (none: the plain protocol)."""
     card = detector.card
-    return ScoreKey(card.id, detector.weights_sha256, card.protocol_hash(DECODE_PROTOCOL))
+    return ScoreKey(card.id, detector.weights_sha256, card.protocol_hash(protocol(chain)))
+
+
+def protocol(chain: list[Transform] | None) -> str:
+    """The decode protocol, followed by the transform chain's hash when there is one."""
+    return f"{DECODE_PROTOCOL}|transforms:{chain_hash(chain)}" if chain else DECODE_PROTOCOL
 
 
 def score_tracks(
@@ -268,7 +285,10 @@ def score_tracks(
     for det in models:
         if det.card.view not in specs:
             specs.append(det.card.view)
-        loaded.append(LoadedModel(det, score_key(det), specs.index(det.card.view)))
+    for v, chain in enumerate(options.chains):
+        for det in models:
+            view = specs.index(det.card.view)
+            loaded.append(LoadedModel(det, score_key(det, chain), view, v))
     done = [store.scored_audio(m.key) for m in loaded]
     locators = {i: t.locator() for i, t in enumerate(tracks)}
     known = store.known_audio(locators.values())
@@ -283,7 +303,8 @@ def score_tracks(
     advance = progress("scoring", len(todo))
     scorer = _Scorer(loaded, store, options.batch_size)
     resolve_failures: dict[int, Decoded] = {}
-    for decoded in decode_stream(todo, specs, options.workers):
+    chains = options.chains
+    for decoded in decode_stream(todo, specs, options.workers, chains=chains, seed=options.seed):
         advance(1)
         if decoded.audio_sha256 is None:
             resolve_failures[decoded.index] = decoded
@@ -294,12 +315,17 @@ def score_tracks(
         needs = [j for j, d in enumerate(done) if sha not in d]
         for j in needs:
             done[j].add(sha)
-        if decoded.views is None:
+        if not decoded.variants:
             row = ScoreRow(None, "failed", decoded.stage, decoded.error, decoded.seconds)
             scorer.fail([(loaded[j].key, sha, row) for j in needs])
             continue
         for j in needs:
-            scorer.add(j, sha, decoded.views[loaded[j].view_index])
+            variant = decoded.variants[loaded[j].variant]
+            if variant.views is None:
+                row = ScoreRow(None, "failed", variant.stage, variant.error, variant.seconds)
+                scorer.fail([(loaded[j].key, sha, row)])
+            else:
+                scorer.add(j, sha, variant.views[loaded[j].view_index])
     scorer.flush_all()
     return shas, resolve_failures, scorer.calls
 
@@ -316,18 +342,21 @@ def predictions_table(
     store: ScoreStore,
     shas: dict[int, str],
     resolve_failures: dict[int, Decoded],
+    chains: list[list[Transform]] | None = None,
 ) -> list[dict[str, Any]]:
-    """One row per (model, track), from the store alone plus this run's resolve failures."""
+    """One row per (model, variant, track), from the store alone plus this run's resolve
+    failures."""
     extras = extra_columns(tracks)
     rows = []
-    for det in models:
-        answers = store.fetch(score_key(det), shas.values())
+    pairs = [(chain, det) for chain in (chains or [[]]) for det in models]
+    for chain, det in pairs:
+        answers = store.fetch(score_key(det, chain), shas.values())
         for i, track in enumerate(tracks):
             fields = dict(track.extra)
             base = {
                 "model": det.card.id, "track_id": track.track_id, "bench": track.bench,
                 "subset": track.subset, "label": track.label, "generator": track.generator,
-                "bench_origin": track.bench_origin,
+                "bench_origin": track.bench_origin, "variant": variant_name(chain),
                 **{name: fields.get(name) for name in extras},
             }  # fmt: skip
             if i in resolve_failures:
@@ -412,13 +441,14 @@ def run(
     run_dir = new_run_dir(options.out, bench.name, options.split)
     with ScoreStore(store_path or options.out / "scores.sqlite") as store:
         shas, resolve_failures, calls = score_tracks(tracks, models, store, options, progress)
-        rows = predictions_table(tracks, models, store, shas, resolve_failures)
+        rows = predictions_table(tracks, models, store, shas, resolve_failures, options.chains)
     subsets = sorted({t.subset for t in tracks})
     meta = {
         "threshold": options.threshold,
         "seed": options.seed,
         "bench": bench.name,
         "split": options.split,
+        "variants": [variant_name(chain) for chain in options.chains],
         "subsets": {s: bench.subsets[s].rule for s in subsets},
         "models": {
             m.card.id: {"params": m.card.params, "paper_name": m.card.paper_name} for m in models
@@ -437,11 +467,23 @@ def run(
         "cohort": {"n_per_source": options.n_per_source, "seed": options.seed},
         "limit": {"requested": options.limit, "original": len(selected), "effective": len(tracks)},
         "decode_protocol": DECODE_PROTOCOL,
+        "variants": [
+            {
+                "name": variant_name(chain),
+                "protocol": protocol(chain),
+                "transforms": describe_chain(chain),
+            }
+            for chain in options.chains
+        ],  # fmt: skip
         "detectors": {
             m.card.id: {
                 "card": m.card.to_json(),
                 "weights_sha256": m.weights_sha256,
                 "protocol_hash": m.card.protocol_hash(DECODE_PROTOCOL),
+                "variant_protocol_hashes": {
+                    variant_name(chain): m.card.protocol_hash(protocol(chain))
+                    for chain in options.chains
+                },
                 "provenance": m.provenance,
             }
             for m in models

@@ -36,7 +36,16 @@ if TYPE_CHECKING:
 
 # Bump when a transform's implementation changes what it outputs: it is part of `chain_hash`.
 TRANSFORMS_VERSION = "transforms-v1"
-FORMS = "resample:RATE, lowpass:HZ, gain:DB, noise:SNR_DB, mp3-chain:N, demucs"
+FORMS = "resample:RATE, lowpass:HZ, gain:DB, noise:SNR_DB, mp3-chain:N, codec:NAME, demucs"
+# The codec round trips of `artifactbench codec` (Table X): container/encoder and bitrate.
+CODECS: dict[str, tuple[str, int | None]] = {
+    "wav": ("wav", None),
+    "mp3-128": ("mp3", 128000),
+    "mp3-320": ("mp3", 320000),
+    "aac-128": ("aac", 128000),
+    "opus-128": ("opus", 128000),
+    "opus-192": ("opus", 192000),
+}
 
 MIN_RATE, MAX_RATE = 4000, PROTOCOL_RATE
 MIN_LOWPASS = 20.0
@@ -247,6 +256,39 @@ class Mp3Chain(Transform):
 
 
 @dataclass(frozen=True)
+class Codec(Transform):
+    """One encode/decode round trip of the mono buffer in memory (PyAV: 16-bit PCM WAV,
+    libmp3lame, FFmpeg's aac, libopus), decoded by the protocol and trimmed or zero-padded back to
+    the input length. A failure is a `TransformError` whose message starts with "encode"."""
+
+    name: str
+
+    @property
+    def spec(self) -> str:
+        return f"codec:{self.name}"
+
+    def _apply(self, audio: np.ndarray, rate: int, seed: int, key: str) -> np.ndarray:
+        fmt, bitrate = CODECS[self.name]
+        try:
+            data = encode_audio(audio, rate, fmt, bitrate)
+        except EncodeError as exc:
+            raise TransformError(f"encode {self.name}: {exc}") from exc
+        try:
+            decoded = decode_audio(data, _REDECODE_LIMITS)
+        except DecodeError as exc:
+            if str(exc).startswith("digital silence"):  # silence (or near) stays silence
+                return np.zeros_like(audio)
+            raise TransformError(f"encode {self.name}: decoding it back failed: {exc}") from exc
+        return _fit(resample(decoded, PROTOCOL_RATE, rate), len(audio))
+
+
+def _codec(text: str, arg: str) -> Transform:
+    if arg.lower() not in CODECS:
+        raise _bad(text, f"NAME must be one of {', '.join(CODECS)}")
+    return Codec(arg.lower())
+
+
+@dataclass(frozen=True)
 class Demucs(Transform):
     """The sum of the Demucs stems (`Separator.remix`): the track re-synthesised by the separator.
 
@@ -326,6 +368,7 @@ _PARSERS: dict[str, Callable[[str, str], Transform]] = {
     "gain": lambda text, arg: Gain(_parse_number(text, arg, "DB")),
     "noise": lambda text, arg: Noise(_parse_number(text, arg, "SNR_DB")),
     "mp3-chain": lambda text, arg: Mp3Chain(_parse_int(text, arg, "N", 1, None)),
+    "codec": _codec,
 }
 
 

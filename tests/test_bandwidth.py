@@ -280,3 +280,6 @@ def test_plot_writes_a_png(tmp_path: Path):
     # One class only still draws (no ratio in the title, one mean line).
     one = plot_bandwidth(bandwidth_table([("g", "ai", 5000.0)]), tmp_path / "one.png")
     assert one.stat().st_size > 1000
+    # A caller's own title (another definition of f*) replaces the default first line.
+    titled = plot_bandwidth(table, tmp_path / "titled.png", title="99.9% magnitude")
+    assert titled.read_bytes() != data

@@ -252,7 +252,14 @@ def test_dual_accounting_by_hand(dual_frame: pd.DataFrame) -> None:
     out = compute_metrics(dual_frame, 0.5, 0, resamples=100)
     a, b = out["models"]["A"], out["models"]["B"]
     assert (a["n"], a["n_scored"], a["n_failed"]) == (8, 7, 1)
-    assert a["failures"] == {"resolve": 0, "decode": 1, "inference": 0, "unknown": 0}
+    assert a["failures"] == {
+        "resolve": 0,
+        "decode": 1,
+        "transform": 0,
+        "encode": 0,
+        "inference": 0,
+        "unknown": 0,
+    }
     assert b["failures"]["resolve"] == 1
     assert out["n_tracks"] == 8 and out["n_common_scored"] == 6
 

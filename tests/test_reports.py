@@ -17,8 +17,8 @@ from artifactbench.metrics import compute_metrics
 from artifactbench.reports import build_results, print_summary, read_predictions, write_reports
 from artifactbench.reports.data import canonical
 
-TEXT_FILES = ("metrics.json", "sanity.json", "sanity.md", "report.md")
-PNG_FILES = ("roc.png", "f1_threshold.png")
+TEXT_FILES = ("metrics.json", "sanity.json", "sanity.md", "report.md", "statistics.json")
+PNG_FILES = ("roc.png", "f1_threshold.png", "reliability.png")
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 SUBSETS = {
     "gen_a": SubsetInfo("gen_a", "ai"),
@@ -174,6 +174,9 @@ def test_report_sections(predictions: Path, tmp_path: Path) -> None:
         "## Failures",
         "### Both accountings of failures",
         "## Sanity protocol",
+        "## Paired comparisons",
+        "## Operating points",
+        "## Calibration",
     ):
         assert f"\n{heading}\n" in report, heading
     assert "| alpha | exclude " in report and "| beta  | impute " in report
@@ -181,7 +184,7 @@ def test_report_sections(predictions: Path, tmp_path: Path) -> None:
     assert "decode error \\| line one line two" in report
     # Every markdown table is padded: all its lines have the same length.
     tables = _split_tables(report)
-    assert len(tables) == 6
+    assert len(tables) == 10
     for table in tables:
         assert len({len(line) for line in table}) == 1, table[0]
 

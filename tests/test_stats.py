@@ -14,6 +14,7 @@ from artifactbench.stats import (
     _strata,
     _stratified_weights,
     calibration,
+    cluster_bootstrap_intervals,
     delong_test,
     mcnemar_test,
     operating_points,
@@ -413,3 +414,49 @@ def test_calibration_ece_separates_calibrated_from_overconfident() -> None:
     # Pushing the same probabilities toward 0 and 1 keeps the ranking but breaks calibration.
     sharp = np.clip((p - 0.5) * 3 + 0.5, 0, 1)
     assert calibration(y, sharp)["ece"] > 0.1
+
+
+# --- single-model cluster bootstrap ---------------------------------------------------------
+
+
+def test_cluster_bootstrap_intervals_equal_track_bootstrap_without_clusters() -> None:
+    rng = np.random.default_rng(12)
+    y = rng.random(90) < 0.4
+    p = np.clip(0.3 * y + rng.random(90) * 0.7, 0, 1)
+    p[[3, 40]] = np.nan  # failed tracks: in the counts through the calls, not in the AUC
+    calls = np.where(np.isfinite(p), p >= 0.5, ~y)
+    expected = bootstrap_intervals(y, calls, p, seed=4, resamples=300)
+    assert cluster_bootstrap_intervals(y, calls, p, seed=4, resamples=300) == expected
+    singletons = np.arange(y.size)
+    got = cluster_bootstrap_intervals(y, calls, p, seed=4, resamples=300, clusters=singletons)
+    assert got == expected
+    labels = np.where(y, "ai", "real")
+    assert cluster_bootstrap_intervals(labels, calls, p, seed=4, resamples=300) == expected
+    with pytest.raises(ValueError, match="cluster id"):
+        cluster_bootstrap_intervals(y, calls, p, seed=4, clusters=[None] * y.size)
+    with pytest.raises(ValueError, match="one id per track"):
+        cluster_bootstrap_intervals(y, calls, p, seed=4, clusters=[1, 2])
+
+
+def test_cluster_bootstrap_intervals_draw_whole_clusters() -> None:
+    # 25 tracks per class, each repeated 4 times in one cluster: the same replicates as
+    # resampling the 50 distinct tracks, and much wider than resampling the 200 rows.
+    rng = np.random.default_rng(13)
+    y0, a0, _ = _binormal(rng, 25, 1.0, 1.0, 0.0)
+    p0 = sps.norm.cdf(a0 - 0.5)
+    y, p = np.repeat(y0, 4), np.repeat(p0, 4)
+    clusters = np.repeat(np.arange(50), 4)
+    whole = cluster_bootstrap_intervals(y, p >= 0.5, p, seed=5, resamples=300, clusters=clusters)
+    base = bootstrap_intervals(y0, p0 >= 0.5, p0, seed=5, resamples=300)
+    rows = bootstrap_intervals(y, p >= 0.5, p, seed=5, resamples=300)
+    for name in ("f1", "precision", "recall", "fpr", "auc"):
+        assert whole[name]["low"] == pytest.approx(base[name]["low"])
+        assert whole[name]["high"] == pytest.approx(base[name]["high"])
+        assert whole[name]["n_finite"] == base[name]["n_finite"]
+        width = whole[name]["high"] - whole[name]["low"]
+        assert width > 1.5 * (rows[name]["high"] - rows[name]["low"])
+    one_class = cluster_bootstrap_intervals(
+        np.ones(6, bool), np.ones(6, bool), np.linspace(0, 1, 6), seed=0, resamples=20
+    )
+    assert one_class["auc"] == {"low": None, "high": None, "n_finite": 0}
+    assert one_class["fpr"]["n_finite"] == 0 and one_class["recall"]["n_finite"] == 20

@@ -7,11 +7,26 @@ from typing import Any
 
 import pandas as pd
 
-from artifactbench.metrics import compute_metrics
+from artifactbench.metrics import BOOTSTRAP_RESAMPLES, compute_metrics
 from artifactbench.reports.console import print_summary
 from artifactbench.reports.data import canonical, json_text, read_predictions, write_text
 from artifactbench.reports.paper import build_paper
 from artifactbench.reports.plots import plot_f1_threshold, plot_roc
+from artifactbench.reports.robustness import (
+    WAV,
+    codec_markdown,
+    codec_table,
+    plot_codec_probs,
+    prob_spread,
+    variant_metrics,
+    variant_order,
+    variants_markdown,
+)
+from artifactbench.reports.statistics import (
+    build_statistics,
+    plot_reliability,
+    statistics_markdown,
+)
 from artifactbench.reports.tables import error_summary, report_markdown, sanity_markdown
 from artifactbench.sanity import evaluate_sanity
 
@@ -46,13 +61,20 @@ def write_reports(
     predictions_path: Path, out_dir: Path, seed: int | None = None
 ) -> dict[str, Path]:
     """Write metrics.json, sanity.json, sanity.md, report.md, roc.png and f1_threshold.png,
-    and paper.json when the bench is one the paper reports (SONICS, ArtifactBench).
+    and paper.json when the bench is one the paper reports (SONICS, ArtifactBench). A run with
+    several variants (transform chains) is reported on its primary variant, and robustness.json
+    plus a report section compare the variants (codec runs: Table X, codec_probs.png).
+    statistics.json, reliability.png and their report sections add clustered intervals, paired
+    model comparisons, operating points and calibration.
 
     Text outputs are byte-identical when rebuilt from the same parquet. Returns file name -> path.
     """
     predictions_path, out_dir = Path(predictions_path), Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    preds, meta = read_predictions(predictions_path)
+    every, meta = read_predictions(predictions_path)
+    order = variant_order(every, meta) if "variant" in every.columns else []
+    # The run's own tables describe its primary variant; the others are compared with it below.
+    preds = every[every["variant"].astype(str) == order[0]] if order else every
     metrics, sanity = build_results(preds, meta, seed)
     aucs = {model: m["scored"]["auc"] for model, m in metrics["models"].items()}
     paper = build_paper(preds, meta, metrics, sanity)
@@ -66,8 +88,29 @@ def write_reports(
     }
     if paper is not None:
         texts["paper.json"] = json_text(paper.to_json())
+    use_seed = int(seed if seed is not None else meta.get("seed", DEFAULT_SEED))
+    statistics = build_statistics(preds, metrics["threshold"], use_seed, BOOTSTRAP_RESAMPLES)
+    texts["statistics.json"] = json_text(statistics)
+    texts["report.md"] += "\n" + statistics_markdown(statistics, figure="reliability.png")
+    codec_run = bool(order) and all(v.startswith("codec:") for v in order)
+    if len(order) > 1:
+        compared = variant_metrics(every, metrics["threshold"], order)
+        robustness: dict[str, Any] = {"primary": order[0], "variants": compared}
+        section = variants_markdown(compared, order[0])
+        if codec_run:
+            reference = WAV if WAV in order else order[0]
+            robustness["table_x"] = codec_table(compared, reference)
+            robustness["prob_spread"] = prob_spread(every, order)
+            section = codec_markdown(robustness["table_x"], robustness["prob_spread"], reference)
+        texts["robustness.json"] = json_text(robustness)
+        texts["report.md"] += "\n" + section
     paths = {name: write_text(out_dir / name, text) for name, text in texts.items()}
+    if codec_run and len(order) > 1:
+        paths["codec_probs.png"] = plot_codec_probs(every, order, out_dir / "codec_probs.png")
     paths["roc.png"] = plot_roc(preds, aucs, out_dir / "roc.png")
+    paths["reliability.png"] = plot_reliability(
+        statistics["calibration"], out_dir / "reliability.png"
+    )
     paths["f1_threshold.png"] = plot_f1_threshold(
         preds, metrics["threshold"], out_dir / "f1_threshold.png"
     )

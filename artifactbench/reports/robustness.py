@@ -1,0 +1,222 @@
+"""Variants of one run side by side: transforms against the original, codecs against WAV.
+
+A run with several transform chains (`run --transform`, `artifactbench codec`) stores one
+prediction row per (model, variant, track). These tables compare variants on the same tracks:
+metrics per variant with the difference to the primary variant, the paper's Table X (AI TPR and
+real FPR per codec, TPR change versus WAV in percentage points), and the per-track spread of
+P(AI) across codecs with the codec sanity rule.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+from artifactbench.metrics import as_positive, binary_metrics
+from artifactbench.reports.plots import _STYLE, _save
+from artifactbench.reports.tables import md_table
+
+# The codec sanity rule: a detector whose P(AI) moves this little across codecs passes.
+DELTA_MEAN_MAX = 0.15
+DELTA_MAX_MAX = 0.35
+WAV = "codec:wav"
+
+
+def variant_order(preds: pd.DataFrame, meta: dict[str, Any]) -> list[str]:
+    """Variants in the run's order (the first is primary), else in order of appearance."""
+    present = list(dict.fromkeys(preds["variant"].astype(str)))
+    declared = [v for v in meta.get("variants") or [] if v in present]
+    return declared + [v for v in present if v not in declared]
+
+
+def _rate(hits: np.ndarray) -> float | None:
+    return float(hits.mean()) if hits.size else None
+
+
+def variant_metrics(
+    preds: pd.DataFrame, threshold: float, order: list[str]
+) -> dict[str, dict[str, dict[str, Any]]]:
+    """Per model and variant: F1, AUC, TPR (AI), FPR (real) on scored tracks, and failures."""
+    out: dict[str, dict[str, dict[str, Any]]] = {}
+    for model, rows in preds.groupby("model", sort=True):
+        out[str(model)] = {}
+        for variant in order:
+            part = rows[rows["variant"].astype(str) == variant]
+            ok = part["status"] == "scored"
+            y = as_positive(part.loc[ok, "label"].astype(str).to_numpy())
+            prob = part.loc[ok, "prob"].to_numpy(dtype=float)
+            m = binary_metrics(y, prob, threshold, resamples=0) if ok.any() else {}
+            calls = prob >= threshold
+            out[str(model)][variant] = {
+                "n": int(len(part)),
+                "n_failed": int((~ok).sum()),
+                "failed_stages": part.loc[~ok, "stage"].astype(str).value_counts().to_dict(),
+                "f1": m.get("f1"),
+                "auc": m.get("auc"),
+                "tpr": _rate(calls[y]),
+                "fpr": _rate(calls[~y]),
+            }
+    return out
+
+
+def _delta(value: float | None, base: float | None, scale: float = 1.0) -> float | None:
+    return None if value is None or base is None else scale * (value - base)
+
+
+def codec_table(metrics: dict[str, dict[str, dict[str, Any]]], reference: str) -> list[dict]:
+    """Table X rows: per model and codec, AI TPR, real FPR and TPR - TPR(reference) in points."""
+    rows = []
+    for model, by_variant in metrics.items():
+        base = by_variant.get(reference, {}).get("tpr")
+        for variant, m in by_variant.items():
+            rows.append({
+                "model": model, "codec": variant.removeprefix("codec:"), "ai_tpr": m["tpr"],
+                "real_fpr": m["fpr"], "delta_tpr_pp": _delta(m["tpr"], base, 100.0),
+                "n_failed": m["n_failed"],
+            })  # fmt: skip
+    return rows
+
+
+def _spread_stats(deltas: np.ndarray) -> dict[str, Any]:
+    if deltas.size == 0:
+        return {"n_tracks": 0, "mean": None, "median": None, "p90": None, "max": None}
+    return {
+        "n_tracks": int(deltas.size),
+        "mean": float(deltas.mean()),
+        "median": float(np.median(deltas)),
+        "p90": float(np.percentile(deltas, 90)),
+        "max": float(deltas.max()),
+    }
+
+
+def prob_spread(preds: pd.DataFrame, order: list[str]) -> dict[str, dict[str, Any]]:
+    """Per model: max - min of P(AI) across the variants of each track scored in all of them,
+    summarised overall and per subset, with the codec sanity verdict."""
+    out: dict[str, dict[str, Any]] = {}
+    scored = preds[(preds["status"] == "scored") & preds["variant"].astype(str).isin(order)]
+    for model, rows in scored.groupby("model", sort=True):
+        wide = rows.pivot_table(index=["bench", "track_id"], columns="variant", values="prob")
+        complete = wide.dropna()
+        complete = complete[[v for v in order if v in complete.columns]]
+        if complete.shape[1] < len(order):
+            complete = complete.iloc[0:0]
+        deltas = (complete.max(axis=1) - complete.min(axis=1)).rename("delta")
+        subsets = rows.drop_duplicates(["bench", "track_id"]).set_index(["bench", "track_id"])
+        joined = deltas.to_frame().join(subsets["subset"])
+        overall = _spread_stats(joined["delta"].to_numpy())
+        passed = (
+            None
+            if overall["mean"] is None
+            else overall["mean"] <= DELTA_MEAN_MAX and overall["max"] <= DELTA_MAX_MAX
+        )
+        out[str(model)] = {
+            **overall,
+            "pass": passed,
+            "subsets": {
+                str(subset): _spread_stats(part["delta"].to_numpy())
+                for subset, part in joined.groupby("subset", sort=True)
+            },
+        }
+    return out
+
+
+def _fmt(value: float | None, digits: int = 3, signed: bool = False) -> str:
+    if value is None:
+        return "n/a"
+    return f"{value:+.{digits}f}" if signed else f"{value:.{digits}f}"
+
+
+def variants_markdown(metrics: dict[str, dict[str, dict[str, Any]]], primary: str) -> str:
+    """Every variant's metrics beside the primary variant's, with the differences."""
+    rows = []
+    for model, by_variant in metrics.items():
+        base = by_variant.get(primary, {})
+        for variant, m in by_variant.items():
+            rows.append([
+                model, variant, _fmt(m["f1"]), _fmt(_delta(m["f1"], base.get("f1")), signed=True),
+                _fmt(m["auc"]), _fmt(_delta(m["auc"], base.get("auc")), signed=True),
+                _fmt(m["tpr"]), _fmt(m["fpr"]), f"{m['n_failed']} / {m['n']}",
+            ])  # fmt: skip
+    header = ["model", "variant", "F1", "ΔF1", "AUC", "ΔAUC", "TPR", "FPR", "FAIL / N"]
+    return (
+        f"## Variants (differences against `{primary}` on the same tracks)\n\n"
+        + md_table(header, rows, right=set(range(2, 9)))
+        + "\n"
+    )
+
+
+def codec_markdown(table: list[dict], spread: dict[str, dict[str, Any]], reference: str) -> str:
+    """Table X and the per-track P(AI) spread across codecs with the sanity verdict."""
+    rows = [
+        [r["model"], r["codec"], _fmt(r["ai_tpr"]), _fmt(r["real_fpr"]),
+         _fmt(r["delta_tpr_pp"], digits=1, signed=True), str(r["n_failed"])]
+        for r in table
+    ]  # fmt: skip
+    lines = [
+        f"## Table X layout: codecs (ΔTPR in percentage points against {reference})",
+        "",
+        md_table(
+            ["model", "codec", "AI TPR", "real FPR", "ΔTPR (pp)", "failed"],
+            rows,
+            right={2, 3, 4, 5},
+        ),  # fmt: skip
+        "",
+        f"## P(AI) spread across codecs (max - min per track; passes when mean <= "
+        f"{DELTA_MEAN_MAX} and max <= {DELTA_MAX_MAX})",
+        "",
+    ]
+    spread_rows = [
+        [model, str(s["n_tracks"]), _fmt(s["mean"]), _fmt(s["median"]), _fmt(s["p90"]),
+         _fmt(s["max"]), "n/a" if s["pass"] is None else ("PASS" if s["pass"] else "FAIL")]
+        for model, s in spread.items()
+    ]  # fmt: skip
+    header = ["model", "tracks", "mean", "median", "p90", "max", "sanity"]
+    lines.append(md_table(header, spread_rows, right={1, 2, 3, 4, 5}))
+    lines += ["", "Per subset:", ""]
+    subset_rows = [
+        [model, subset, str(s["n_tracks"]), _fmt(s["mean"]), _fmt(s["median"]), _fmt(s["p90"]),
+         _fmt(s["max"])]
+        for model, block in spread.items()
+        for subset, s in block["subsets"].items()
+    ]  # fmt: skip
+    lines.append(md_table(["model", "subset", *header[1:6]], subset_rows, right={2, 3, 4, 5, 6}))
+    return "\n".join(lines) + "\n"
+
+
+def plot_codec_probs(preds: pd.DataFrame, order: list[str], path: Path) -> Path:
+    """P(AI) per codec, real and AI tracks side by side, one row of axes per model."""
+    scored = preds[preds["status"] == "scored"]
+    models = sorted(scored["model"].astype(str).unique()) or ["(none)"]
+    with matplotlib.rc_context(_STYLE):
+        fig = Figure(figsize=(1.4 * len(order) + 3, 3 * len(models)))
+        axes = fig.subplots(len(models), 1, squeeze=False)
+        for ax, model in zip(axes[:, 0], models, strict=True):
+            rows = scored[scored["model"].astype(str) == model]
+            for offset, label, color in ((-0.18, "real", "tab:blue"), (0.18, "ai", "tab:red")):
+                data = [
+                    rows.loc[(rows["variant"] == v) & (rows["label"] == label), "prob"].to_numpy()
+                    for v in order
+                ]
+                present = [i for i, d in enumerate(data) if d.size]
+                if present:
+                    parts = ax.boxplot(
+                        [data[i] for i in present],
+                        positions=np.arange(len(order))[present] + offset,
+                        widths=0.3,
+                        patch_artist=True,
+                    )
+                    for box in parts["boxes"]:
+                        box.set_facecolor(color)
+                        box.set_alpha(0.5)
+                ax.plot([], [], color=color, lw=6, alpha=0.5, label=label)
+            ax.set_xticks(np.arange(len(order)), [v.removeprefix("codec:") for v in order])
+            ax.set(ylim=(-0.02, 1.02), ylabel="P(AI)", title=f"{model}: P(AI) per codec")
+            ax.grid(alpha=0.3, axis="y")
+            ax.legend(loc="center right", fontsize=8)
+        fig.tight_layout()
+        return _save(fig, path)
