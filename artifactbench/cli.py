@@ -30,7 +30,8 @@ if TYPE_CHECKING:
     from artifactbench.benches import BenchOptions
     from artifactbench.benches.base import Bench
     from artifactbench.detectors.base import DetectorCard
-    from artifactbench.runner import ProgressHook
+    from artifactbench.runner import ProgressHook, RunOptions
+    from artifactbench.transforms import Transform
 
 app = typer.Typer(
     add_completion=False,
@@ -137,30 +138,102 @@ def run(
     out_dir: Annotated[Path, typer.Option("--out", help="where run directories go")] = Path("runs"),
     weights: Annotated[Path | None, typer.Option(help="weights file for the one model")] = None,
     strict: Annotated[bool, typer.Option(help="an unavailable model is an error")] = False,
+    transform: Annotated[
+        list[str] | None,
+        typer.Option(help="also score a transformed variant, e.g. resample:16000 (repeatable)"),
+    ] = None,
 ) -> None:
     """Score a bench with detectors and write a run directory (the results contract)."""
     from artifactbench.benches import BenchOptions
-    from artifactbench.detectors.base import Unavailable
     from artifactbench.runner import RunOptions
-    from artifactbench.runner import run as run_bench
 
     cards = _parse_models(models)
+    chains = [[], *(_parse_chain(spec) for spec in transform or [])]
     bench_options = BenchOptions(tuple(audio_root or ()), protocol_split, revision)
     bench_obj = _parse_bench(bench, bench_options)
     options = RunOptions(
         split=split.value, n_per_source=n_per_source, limit=limit, batch_size=batch_size,
         workers=workers, device=device, threshold=threshold, seed=seed, out=out_dir,
-        strict=strict,
-        weights=_weights_for(cards, weights),
+        strict=strict, weights=_weights_for(cards, weights), chains=chains,
     )  # fmt: skip
-    available = len(bench_obj.select(split.value))
+    _execute(bench_obj, cards, options)
+
+
+@app.command()
+def codec(
+    bench: Annotated[
+        str, typer.Option(help="demo | folder:PATH | artifactbench[:PATH] | sonics:PATH")
+    ] = "demo",
+    models: Annotated[str, typer.Option(help="'all' or comma-separated model ids")] = "all",
+    codecs: Annotated[
+        str, typer.Option(help="comma-separated: wav, mp3-128, mp3-320, aac-128, opus-128, ...")
+    ] = "wav,mp3-128,mp3-320,aac-128,opus-128,opus-192",
+    split: Annotated[Split, typer.Option(help="bench_origin to score")] = Split.test,
+    n_per_source: Annotated[
+        int | None, typer.Option(min=1, help="the same seeded N tracks per subset for every model")
+    ] = None,
+    limit: Annotated[int | None, typer.Option(min=1, help="score a seeded sample of N")] = None,
+    transform: Annotated[
+        str | None, typer.Option(help="a transform chain applied before every codec")
+    ] = None,
+    batch_size: Annotated[int, typer.Option(min=1)] = 16,
+    workers: Annotated[int, typer.Option(min=0, help="decode processes (0: in-process)")] = (
+        _default_workers()
+    ),
+    device: Annotated[str, typer.Option(help="cpu | cuda | cuda:N")] = "cpu",
+    threshold: Annotated[float, typer.Option(min=0.0, max=1.0)] = 0.5,
+    seed: Annotated[int, typer.Option()] = 0,
+    out_dir: Annotated[Path, typer.Option("--out", help="where run directories go")] = Path("runs"),
+    weights: Annotated[Path | None, typer.Option(help="weights file for the one model")] = None,
+) -> None:
+    """Score every track through each codec round trip (Table X, P(AI) spread, codec sanity)."""
+    from artifactbench.runner import RunOptions
+    from artifactbench.transforms import CODECS
+
+    names = [c.strip().lower() for c in codecs.split(",") if c.strip()]
+    unknown = [c for c in names if c not in CODECS]
+    if unknown or not names:
+        raise UsageProblem(
+            f"unknown codec {unknown[0] if unknown else codecs!r}; choose from: {', '.join(CODECS)}"
+        )
+    prefix = _parse_chain(transform) if transform else []
+    chains = [[*prefix, *_parse_chain(f"codec:{name}")] for name in dict.fromkeys(names)]
+    cards = _parse_models(models)
+    bench_obj = _parse_bench(bench)
+    options = RunOptions(
+        split=split.value, n_per_source=n_per_source, limit=limit, batch_size=batch_size,
+        workers=workers, device=device, threshold=threshold, seed=seed, out=out_dir,
+        weights=_weights_for(cards, weights), chains=chains,
+    )  # fmt: skip
+    _execute(bench_obj, cards, options)
+
+
+def _parse_chain(spec: str) -> list[Transform]:
+    """A transform chain from its spec, loaded now so a missing backend fails before decoding."""
+    from artifactbench.transforms import TransformUnavailable, describe_chain, parse_transforms
+
+    try:
+        chain = parse_transforms(spec)
+        describe_chain(chain)
+    except (ValueError, TransformUnavailable) as exc:
+        raise UsageProblem(str(exc)) from exc
+    return chain
+
+
+def _execute(bench_obj: Bench, cards: list[DetectorCard], options: RunOptions) -> None:
+    """Run with progress bars, report skipped models, print the summary and variant tables."""
+    from artifactbench.detectors.base import Unavailable
+    from artifactbench.runner import run as run_bench
+
+    split, limit = options.split, options.limit
+    available = len(bench_obj.select(split))
     if limit is not None and limit < available:
         err.print(
             f"[yellow]warning:[/yellow] --limit {limit}: scoring {limit} of {available} tracks "
             "(a seeded sample; recorded in run.json)"
         )
     in_sample = [c.id for c in cards if c.fits_on_bench and c.id not in options.weights]
-    if in_sample and split is not Split.test:
+    if in_sample and split != Split.test.value:
         err.print(
             f"[yellow]warning:[/yellow] {', '.join(in_sample)} fit(s) on the train split: "
             f"scores on its train tracks are in-sample"
@@ -178,11 +251,17 @@ def run(
 
 
 def _print_run(run_dir: Path) -> None:
+    """The summary tables, then the variant comparison when the run has several variants."""
     from artifactbench.reports import print_summary
 
     metrics = json.loads((run_dir / "metrics.json").read_text())
     sanity = json.loads((run_dir / "sanity.json").read_text())
     print_summary(out, metrics, sanity)
+    report = (run_dir / "report.md").read_text()
+    for heading in ("\n## Table X layout", "\n## Variants"):
+        if heading in report:
+            out.print(report[report.index(heading) + 1 :], markup=False, highlight=False)
+            break
 
 
 def _latest_run(runs: Path) -> Path:
@@ -531,6 +610,56 @@ def _unbounded_twin(weights: Path, bench: Bench, workers: int) -> Path:
             progress=lambda line: progress.console.print(line, markup=False, highlight=False),
             bars=_progress_hook(progress),
         )  # fmt: skip
+
+
+@app.command()
+def bandwidth(
+    bench: Annotated[
+        str, typer.Option(help="demo | folder:PATH | artifactbench[:PATH] | sonics:PATH")
+    ] = "demo",
+    split: Annotated[Split, typer.Option(help="bench_origin to measure")] = Split.test,
+    residual: Annotated[
+        str, typer.Option(help="residual model: hpss | artifactnet-open | demucs")
+    ] = "hpss",
+    weights: Annotated[
+        Path | None, typer.Option(help="artifactnet-open .pt, or the demucs weights folder")
+    ] = None,
+    n_per_source: Annotated[
+        int | None, typer.Option(min=1, help="the same seeded N tracks per subset")
+    ] = None,
+    limit: Annotated[int | None, typer.Option(min=1, help="a seeded sample of N tracks")] = None,
+    max_seconds: Annotated[
+        float, typer.Option(min=0.0, help="measure the centred N s of each track (0: whole track)")
+    ] = 60.0,
+    workers: Annotated[int, typer.Option(min=0)] = _default_workers(),
+    device: Annotated[str, typer.Option(help="cpu | cuda | cuda:N")] = "cpu",
+    seed: Annotated[int, typer.Option()] = 0,
+    out_dir: Annotated[Path, typer.Option("--out", help="where run directories go")] = Path("runs"),
+) -> None:
+    """Effective bandwidth of each track's residual (Appendix C): Table XI and its figure."""
+    from artifactbench.bandwidth import RESIDUAL_MODELS
+    from artifactbench.bandwidth_run import measure_bandwidth
+    from artifactbench.detectors.base import Unavailable
+    from artifactbench.separation import DemucsUnavailable
+
+    if residual not in RESIDUAL_MODELS:
+        raise UsageProblem(
+            f"unknown residual {residual!r}; choose from: {', '.join(RESIDUAL_MODELS)}"
+        )
+    bench_obj = _parse_bench(bench)
+    try:
+        with Progress(*_bar_columns(), console=err, transient=False) as progress:
+            run_dir = measure_bandwidth(
+                bench_obj, split.value, residual, weights, workers=workers,
+                n_per_source=n_per_source, limit=limit, seed=seed, out=out_dir,
+                max_seconds=max_seconds or None, progress=_progress_hook(progress), device=device,
+            )  # fmt: skip
+    except (ValueError, DemucsUnavailable) as exc:
+        raise UsageProblem(str(exc)) from exc
+    except Unavailable as exc:
+        raise UsageProblem(f"{exc} (fix: {exc.hint})") from exc
+    out.print((run_dir / "bandwidth.md").read_text(), markup=False, highlight=False)
+    out.print(f"run directory: {run_dir}", markup=False, highlight=False)
 
 
 @app.command()
