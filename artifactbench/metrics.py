@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 FPR_TARGET = 0.05
-BOOTSTRAP_RESAMPLES = 1000
+BOOTSTRAP_RESAMPLES = 2000
 CI_LEVEL = 0.95
 STAGES: tuple[str, ...] = ("resolve", "decode", "transform", "encode", "inference")
 CI_METRICS: tuple[str, ...] = ("f1", "precision", "recall", "fpr", "auc")

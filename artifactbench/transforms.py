@@ -29,6 +29,7 @@ import numpy as np
 from scipy.signal import butter, sosfiltfilt
 
 from artifactbench.audio import PROTOCOL_RATE, DecodeError, DecodeLimits, decode_audio, resample
+from artifactbench.codecs import CODECS as CONTAINERS
 from artifactbench.codecs import EncodeError, encode_audio
 
 if TYPE_CHECKING:
@@ -266,6 +267,21 @@ class Codec(Transform):
     @property
     def spec(self) -> str:
         return f"codec:{self.name}"
+
+    def describe(self) -> dict[str, Any]:
+        """The encoder and bitrate; raises `TransformUnavailable` when this PyAV build lacks
+        the encoder, so a run stops before any track rather than failing every one."""
+        import av
+
+        fmt, bitrate = CODECS[self.name]
+        encoder = CONTAINERS[fmt].codec
+        try:
+            av.codec.Codec(encoder, "w")
+        except (av.codec.codec.UnknownCodecError, ValueError) as exc:
+            raise TransformUnavailable(
+                f"encode {self.name}: FFmpeg encoder {encoder!r} is not in this PyAV build"
+            ) from exc
+        return {"spec": self.spec, "encoder": encoder, "bitrate": bitrate, "pyav": av.__version__}
 
     def _apply(self, audio: np.ndarray, rate: int, seed: int, key: str) -> np.ndarray:
         fmt, bitrate = CODECS[self.name]

@@ -68,6 +68,16 @@ def test_flat_band_noise_has_the_analytic_95_point(lo: float, hi: float):
     assert lo < per_frame.min() and per_frame.max() <= hi + BIN
 
 
+@pytest.mark.parametrize("hi", [5000.0, 11025.0, 16000.0])
+def test_band_limited_noise_reaches_its_band_edge(hi: float):
+    """As the fraction goes to 1, f* of band-limited noise is its band edge: at 99.9% it lies
+    within one bin plus the 0.1% of the band the fraction leaves out, for both averages."""
+    mag = uniform_magnitude(brickwall_noise(0.0, hi, 10.0, seed=4))
+    for average in ("summed", "frames"):
+        f = effective_bandwidth(mag, RATE, N_FFT, fraction=0.999, average=average)
+        assert abs(f - hi) <= 0.001 * hi + BIN, average
+
+
 def test_flat_magnitude_band_is_exact():
     """A spectrum given directly, 1.0 in bins 100..309 (210 bins): 95% is 199.5 bins' worth,
     first reached in bin 299 (200 bins), for |X|^2 and for |X| alike, in every frame."""

@@ -176,3 +176,20 @@ def test_bandwidth_command(tmp_path: Path) -> None:
     rows = pd.read_parquet(run_dir / "bandwidth.parquet")
     assert len(rows) == 4 and (rows.status == "measured").all()
     assert "Confounders" in done.stdout
+
+
+def test_a_missing_encoder_fails_loudly(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Before the run: the chain's description names the missing encoder (and the CLI exits 2);
+    during a run: each track's encode failure names it."""
+    import dataclasses
+
+    from artifactbench import codecs
+
+    spec = dataclasses.replace(codecs.CODECS["mp3"], codec="libnotthere")
+    monkeypatch.setitem(codecs.CODECS, "mp3", spec)
+    codec = Codec("mp3-128")
+    with pytest.raises(transforms.TransformUnavailable, match="encoder 'libnotthere'"):
+        codec.describe()
+    with pytest.raises(transforms.TransformError, match="encode mp3-128: mp3 encode failed"):
+        codec.apply(0.1 * np.ones(4410, np.float32), RATE, seed=0, key="k")
+    assert Codec("aac-128").describe()["encoder"] == "aac"
