@@ -170,7 +170,7 @@ def test_report_sections(predictions: Path, tmp_path: Path) -> None:
     assert report.startswith("# ArtifactBench report: bench `demo`, split `test`, threshold 0.5")
     for heading in (
         "## Metrics on scored tracks",
-        "## Bootstrap 95% intervals (scored tracks)",
+        "## Intervals (95% bootstrap, 2000 resamples, stratified by label)",
         "## Failures",
         "### Both accountings of failures",
         "## Sanity protocol",
@@ -184,7 +184,7 @@ def test_report_sections(predictions: Path, tmp_path: Path) -> None:
     assert "decode error \\| line one line two" in report
     # Every markdown table is padded: all its lines have the same length.
     tables = _split_tables(report)
-    assert len(tables) == 10
+    assert len(tables) == 9
     for table in tables:
         assert len({len(line) for line in table}) == 1, table[0]
 

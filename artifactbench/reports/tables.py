@@ -140,18 +140,6 @@ def metrics_table(metrics: dict[str, Any]) -> str:
     return md_table(headers, rows, right=set(range(2, len(headers))))
 
 
-def interval_table(metrics: dict[str, Any]) -> str:
-    """Bootstrap 95% intervals of the scored-track metrics."""
-    names = ["f1", "precision", "recall", "fpr", "auc"]
-    headers = ["model", "F1", "precision", "recall", "FPR", "AUC", "replicates"]
-    rows = []
-    for model, m in sorted(metrics["models"].items()):
-        ci = m["scored"]["ci"]
-        finite = sorted({ci[k]["n_finite"] for k in names})
-        rows.append([model, *(interval(ci[k]) for k in names), "/".join(map(str, finite))])
-    return md_table(headers, rows, right=set(range(1, len(headers))))
-
-
 def accounting_table(metrics: dict[str, Any]) -> str:
     """Each model on its scored tracks and under both accountings of failures."""
     headers = ["model", "population", "n", "F1", "F1 95% CI", "precision", "recall", "FPR", "AUC"]
@@ -199,7 +187,6 @@ def report_markdown(
     """The whole ``report.md``: metrics, intervals, accountings, failures, sanity, then the
     paper-layout sections (`paper`, empty for benches the paper does not report)."""
     thr = metrics["threshold"]
-    boot = metrics["bootstrap"]
     any_failed = any(m["n_failed"] for m in metrics["models"].values())
     out = [
         f"# ArtifactBench report: {run_title(metrics)}",
@@ -216,13 +203,6 @@ def report_markdown(
         "threshold.",
         "",
         metrics_table(metrics),
-        "",
-        f"## Bootstrap {boot['level']:.0%} intervals (scored tracks)",
-        "",
-        f"{boot['resamples']} resamples drawn within each label, percentile intervals; "
-        "`replicates` counts those where the metric is defined.",
-        "",
-        interval_table(metrics),
         "",
         "## Failures",
         "",
