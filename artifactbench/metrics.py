@@ -17,6 +17,7 @@ Conventions, relied on by every report:
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from fractions import Fraction
 from typing import Any
 
@@ -175,11 +176,14 @@ def bootstrap_intervals(
     seed: int,
     resamples: int = BOOTSTRAP_RESAMPLES,
     level: float = CI_LEVEL,
+    draw: Callable[[np.random.Generator, int], np.ndarray] | None = None,
 ) -> dict[str, dict[str, float | int | None]]:
     """Percentile intervals of F1, precision, recall, FPR (from `pred`) and AUC (from `prob`).
 
-    Resampling is stratified by label. Tracks with a non-finite `prob` take part in the count
-    metrics through `pred` but not in the AUC, which is how imputed failures are resampled.
+    Resampling is stratified by label; `draw(rng, reps)` may replace it with other resample
+    counts per track ([reps, n], e.g. whole clusters). Tracks with a non-finite `prob` take part
+    in the count metrics through `pred` but not in the AUC, which is how imputed failures are
+    resampled.
     """
     y = np.asarray(y, dtype=bool)
     pred = np.asarray(pred, dtype=bool)
@@ -194,9 +198,12 @@ def bootstrap_intervals(
     done = 0
     while done < resamples:
         reps = min(chunk, resamples - done)
-        weights = np.zeros((reps, y.size))
-        weights[:, idx_pos] = _resample_counts(rng, idx_pos.size, reps)
-        weights[:, idx_neg] = _resample_counts(rng, idx_neg.size, reps)
+        if draw is not None:
+            weights = draw(rng, reps)
+        else:
+            weights = np.zeros((reps, y.size))
+            weights[:, idx_pos] = _resample_counts(rng, idx_pos.size, reps)
+            weights[:, idx_neg] = _resample_counts(rng, idx_neg.size, reps)
         tp, fn, fp, tn = (weights @ cell for cell in cells)
         with np.errstate(invalid="ignore", divide="ignore"):
             values["precision"].append(tp / (tp + fp))

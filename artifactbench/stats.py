@@ -29,12 +29,12 @@ from artifactbench.metrics import (
     _CHUNK_CELLS,
     BOOTSTRAP_RESAMPLES,
     CI_LEVEL,
-    CI_METRICS,
     FPR_TARGET,
     _cumulative,
     _resample_counts,
     _weighted_auc,
     as_positive,
+    bootstrap_intervals,
     confusion,
     f1_curve,
     rates,
@@ -257,33 +257,10 @@ def cluster_bootstrap_intervals(
     if labels.ndim != 1 or calls.shape != labels.shape or p.shape != labels.shape:
         raise ValueError("labels, calls and probs must be one-dimensional and of one length")
     strata = _strata(labels, _cluster_array(clusters, labels.size))
-    ranked = np.isfinite(p)
-    rng = np.random.default_rng(seed)
-    chunk = max(1, _CHUNK_CELLS // max(1, labels.size))
-    cells = [(labels & calls).astype(float), (labels & ~calls).astype(float)]
-    cells += [(~labels & calls).astype(float), (~labels & ~calls).astype(float)]
-    values: dict[str, list[np.ndarray]] = {m: [] for m in CI_METRICS}
-    done = 0
-    while done < resamples:
-        reps = min(chunk, resamples - done)
-        weights = _stratified_weights(rng, labels.size, strata, reps)
-        tp, fn, fp, tn = (weights @ cell for cell in cells)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            values["precision"].append(tp / (tp + fp))
-            values["recall"].append(tp / (tp + fn))
-            values["fpr"].append(fp / (fp + tn))
-            values["f1"].append(2 * tp / (2 * tp + fp + fn))
-        if ranked.any():
-            auc = _weighted_auc(labels[ranked], p[ranked], weights[:, ranked])
-        else:
-            auc = np.full(reps, np.nan)
-        values["auc"].append(auc)
-        done += reps
-    out: dict[str, dict[str, float | int | None]] = {}
-    for name, parts in values.items():
-        block = _interval(None, None, parts, level)
-        out[name] = {"low": block["low"], "high": block["high"], "n_finite": block["n_finite"]}
-    return out
+    return bootstrap_intervals(
+        labels, calls, p, seed=seed, resamples=resamples, level=level,
+        draw=lambda rng, reps: _stratified_weights(rng, labels.size, strata, reps),
+    )  # fmt: skip
 
 
 # --- DeLong ---------------------------------------------------------------------------------

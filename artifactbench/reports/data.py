@@ -37,20 +37,23 @@ def read_predictions(path: str | Path) -> tuple[pd.DataFrame, dict[str, Any]]:
     return frame, meta
 
 
-def canonical(obj: Any) -> Any:
-    """Plain JSON types with floats rounded to 6 decimals and non-finite floats as None."""
+def canonical(obj: Any, decimals: int | None = DECIMALS) -> Any:
+    """Plain JSON types with floats rounded to `decimals` (None: unrounded) and non-finite
+    floats as None."""
     if isinstance(obj, dict):
-        return {str(k): canonical(v) for k, v in obj.items()}
+        return {str(k): canonical(v, decimals) for k, v in obj.items()}
     if isinstance(obj, list | tuple):
-        return [canonical(v) for v in obj]
+        return [canonical(v, decimals) for v in obj]
     if isinstance(obj, bool | np.bool_):
         return bool(obj)
     if isinstance(obj, int | np.integer):
         return int(obj)
     if isinstance(obj, float | np.floating):
         value = float(obj)
+        if not math.isfinite(value):
+            return None
         # Adding 0.0 turns -0.0 into 0.0, which would otherwise print as "-0.0".
-        return round(value, DECIMALS) + 0.0 if math.isfinite(value) else None
+        return value if decimals is None else round(value, decimals) + 0.0
     return obj
 
 

@@ -20,7 +20,6 @@ track_id) first, so nothing depends on the table's row order.
 
 from __future__ import annotations
 
-import math
 from itertools import combinations
 from pathlib import Path
 from typing import Any
@@ -44,6 +43,7 @@ from artifactbench.metrics import (
     confusion,
     rates,
 )
+from artifactbench.reports.data import canonical
 from artifactbench.reports.tables import MISSING, fmt, md_table
 from artifactbench.stats import calibration as calibration_of
 from artifactbench.stats import (
@@ -386,24 +386,6 @@ def plot_reliability(calibration: dict[str, dict[str, Any]], path: Path) -> Path
 # --- everything together ---------------------------------------------------------------------
 
 
-def _json_safe(obj: Any) -> Any:
-    """Plain JSON types; non-finite floats become None. Values are not rounded."""
-    if isinstance(obj, dict):
-        return {str(k): _json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_json_safe(v) for v in obj]
-    if isinstance(obj, bool | np.bool_):
-        return bool(obj)
-    if isinstance(obj, int | np.integer):
-        return int(obj)
-    if isinstance(obj, float | np.floating):
-        value = float(obj)
-        return value if math.isfinite(value) else None
-    if obj is None or isinstance(obj, str):
-        return obj
-    return str(obj)
-
-
 def build_statistics(
     preds: pd.DataFrame,
     threshold: float,
@@ -440,7 +422,7 @@ def build_statistics(
         "operating_points": operating_points_table(preds, threshold),
         "calibration": calibration_table(preds, bins),
     }
-    return _json_safe(result)
+    return canonical(result, decimals=None)
 
 
 # --- markdown --------------------------------------------------------------------------------
