@@ -57,7 +57,7 @@ def folder_bench(root: Path, n: int = 6, broken: bool = True) -> Path:
         (["run", "--bench", "folder:/no/such/dir"], "bench folder not found"),
         (["run", "--limit", "0"], "--limit"),
         (["run", "--nope"], "No such option: --nope"),
-        (["frobnicate"], "Commands: run, sanity, report, score"),
+        (["frobnicate"], "Commands: run, codec, sanity, report, score"),
         (["report", "/no/such/run"], "not a run directory"),
         (["score", "x.wav", "--model", "nope"], "choose from: all, "),
         (["fetch", "model", "fakeprint"], "fetch one model with published weights"),
