@@ -121,6 +121,13 @@ def test_codec_and_transform_commands(tmp_path: Path) -> None:
     assert (run_dir / "codec_probs.png").stat().st_size > 0
     spread = json.loads((run_dir / "robustness.json").read_text())["prob_spread"]["counting"]
     assert spread["n_tracks"] == 4 and spread["pass"] in (True, False)
+    done = cli("codec", "--bench", f"folder:{bench}", "--models", "counting", "--codecs", "wav",
+               "--transform", "gain:-6", "--split", "all", "--workers", "0",
+               cwd=tmp_path)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    run_dir = tmp_path / done.stdout.strip().splitlines()[-1].split(": ", 1)[1]
+    preds, meta = read_predictions(run_dir / "predictions.parquet")
+    assert meta["variants"] == ["gain:-6,codec:wav"] and set(preds.variant) == set(meta["variants"])
     done = cli("run", "--bench", f"folder:{bench}", "--models", "counting", "--split", "all",
                "--transform", "resample:16000", "--workers", "0", cwd=tmp_path)  # fmt: skip
     assert done.returncode == 0, done.stderr
