@@ -14,7 +14,7 @@ from artifactbench import transforms
 from artifactbench.benches.base import Bench
 from artifactbench.codecs import EncodeError
 from artifactbench.detectors.registry import resolve_models
-from artifactbench.reports import read_predictions
+from artifactbench.reports import build_results, read_predictions
 from artifactbench.runner import ORIGINAL, RunOptions, run
 from artifactbench.transforms import Codec, parse_transforms
 from tests.conftest import RATE, music
@@ -121,6 +121,11 @@ def test_codec_and_transform_commands(tmp_path: Path) -> None:
     assert (run_dir / "codec_probs.png").stat().st_size > 0
     spread = json.loads((run_dir / "robustness.json").read_text())["prob_spread"]["counting"]
     assert spread["n_tracks"] == 4 and spread["pass"] in (True, False)
+    # `sanity` and `report` describe the primary variant: each subset's 2 tracks, once.
+    preds, meta = read_predictions(run_dir / "predictions.parquet")
+    assert len(preds) == 2 * 4
+    _, sanity = build_results(preds, meta)
+    assert [s["n"] for s in sanity["models"]["counting"]["subsets"].values()] == [2, 2]
     done = cli("codec", "--bench", f"folder:{bench}", "--models", "counting", "--codecs", "wav",
                "--transform", "gain:-6", "--split", "all", "--workers", "0",
                cwd=tmp_path)  # fmt: skip

@@ -36,13 +36,24 @@ DEFAULT_THRESHOLD = 0.5
 DEFAULT_SEED = 0
 
 
+def primary_rows(preds: pd.DataFrame, meta: dict[str, Any]) -> tuple[pd.DataFrame, list[str]]:
+    """The rows of the run's primary variant (its own tables describe that one; the other
+    variants are compared with it), and the variants in the run's order ([] without any)."""
+    if "variant" not in preds.columns:
+        return preds, []
+    order = variant_order(preds, meta)
+    return preds[preds["variant"].astype(str) == order[0]], order
+
+
 def build_results(
     preds: pd.DataFrame, meta: dict[str, Any], seed: int | None = None
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(metrics, sanity) in their canonical JSON form, from a predictions table and its metadata.
+    """(metrics, sanity) in their canonical JSON form, from a predictions table and its metadata,
+    on the primary variant's rows.
 
     The threshold and subset rules come from the metadata; `seed` overrides the metadata's seed.
     """
+    preds, _ = primary_rows(preds, meta)
     threshold = float(meta.get("threshold", DEFAULT_THRESHOLD))
     use_seed = int(seed if seed is not None else meta.get("seed", DEFAULT_SEED))
     metrics = compute_metrics(preds, threshold, use_seed)
@@ -72,9 +83,7 @@ def write_reports(
     predictions_path, out_dir = Path(predictions_path), Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     every, meta = read_predictions(predictions_path)
-    order = variant_order(every, meta) if "variant" in every.columns else []
-    # The run's own tables describe its primary variant; the others are compared with it below.
-    preds = every[every["variant"].astype(str) == order[0]] if order else every
+    preds, order = primary_rows(every, meta)
     metrics, sanity = build_results(preds, meta, seed)
     aucs = {model: m["scored"]["auc"] for model, m in metrics["models"].items()}
     paper = build_paper(preds, meta, metrics, sanity)
