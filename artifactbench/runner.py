@@ -256,16 +256,20 @@ def score_row(result: float | Scored | None, seconds: float) -> ScoreRow:
     return ScoreRow(float(prob), "scored", None, None, seconds, note)
 
 
-def score_key(detector: Detector, chain: list[Transform] | None = None) -> ScoreKey:
+def score_key(detector: Detector, chain: list[Transform] | None = None, seed: int = 0) -> ScoreKey:
     """The store namespace of a loaded detector: id, exact weights, and its input protocol,
     which includes the transform chain applied after decoding (none: the plain protocol)."""
     card = detector.card
-    return ScoreKey(card.id, detector.weights_sha256, card.protocol_hash(protocol(chain)))
+    return ScoreKey(card.id, detector.weights_sha256, card.protocol_hash(protocol(chain, seed)))
 
 
-def protocol(chain: list[Transform] | None) -> str:
-    """The decode protocol, followed by the transform chain's hash when there is one."""
-    return f"{DECODE_PROTOCOL}|transforms:{chain_hash(chain)}" if chain else DECODE_PROTOCOL
+def protocol(chain: list[Transform] | None, seed: int = 0) -> str:
+    """The decode protocol, then the transform chain's hash when there is one, and the seed
+    when a step draws random numbers (noise differs from seed to seed)."""
+    if not chain:
+        return DECODE_PROTOCOL
+    seeded = f"|seed:{seed}" if any(t.seeded for t in chain) else ""
+    return f"{DECODE_PROTOCOL}|transforms:{chain_hash(chain)}{seeded}"
 
 
 def score_tracks(
@@ -288,7 +292,7 @@ def score_tracks(
     for v, chain in enumerate(options.chains):
         for det in models:
             view = specs.index(det.card.view)
-            loaded.append(LoadedModel(det, score_key(det, chain), view, v))
+            loaded.append(LoadedModel(det, score_key(det, chain, options.seed), view, v))
     done = [store.scored_audio(m.key) for m in loaded]
     locators = {i: t.locator() for i, t in enumerate(tracks)}
     known = store.known_audio(locators.values())
@@ -343,6 +347,7 @@ def predictions_table(
     shas: dict[int, str],
     resolve_failures: dict[int, Decoded],
     chains: list[list[Transform]] | None = None,
+    seed: int = 0,
 ) -> list[dict[str, Any]]:
     """One row per (model, variant, track), from the store alone plus this run's resolve
     failures."""
@@ -350,7 +355,7 @@ def predictions_table(
     rows = []
     pairs = [(chain, det) for chain in (chains or [[]]) for det in models]
     for chain, det in pairs:
-        answers = store.fetch(score_key(det, chain), shas.values())
+        answers = store.fetch(score_key(det, chain, seed), shas.values())
         for i, track in enumerate(tracks):
             fields = dict(track.extra)
             base = {
@@ -441,7 +446,9 @@ def run(
     run_dir = new_run_dir(options.out, bench.name, options.split)
     with ScoreStore(store_path or options.out / "scores.sqlite") as store:
         shas, resolve_failures, calls = score_tracks(tracks, models, store, options, progress)
-        rows = predictions_table(tracks, models, store, shas, resolve_failures, options.chains)
+        rows = predictions_table(
+            tracks, models, store, shas, resolve_failures, options.chains, options.seed
+        )
     subsets = sorted({t.subset for t in tracks})
     meta = {
         "threshold": options.threshold,
@@ -470,7 +477,7 @@ def run(
         "variants": [
             {
                 "name": variant_name(chain),
-                "protocol": protocol(chain),
+                "protocol": protocol(chain, options.seed),
                 "transforms": describe_chain(chain),
             }
             for chain in options.chains
@@ -481,7 +488,7 @@ def run(
                 "weights_sha256": m.weights_sha256,
                 "protocol_hash": m.card.protocol_hash(DECODE_PROTOCOL),
                 "variant_protocol_hashes": {
-                    variant_name(chain): m.card.protocol_hash(protocol(chain))
+                    variant_name(chain): m.card.protocol_hash(protocol(chain, options.seed))
                     for chain in options.chains
                 },
                 "provenance": m.provenance,

@@ -97,6 +97,11 @@ class Transform(ABC):
             raise TransformError(f"{self.spec} produced non-finite samples")
         return np.clip(out, -1.0, 1.0)
 
+    @property
+    def seeded(self) -> bool:
+        """Whether the output depends on the run seed (then so must any cache key of it)."""
+        return False
+
     def __str__(self) -> str:
         return self.spec
 
@@ -210,6 +215,10 @@ class Noise(Transform):
     @property
     def spec(self) -> str:
         return f"noise:{_number(self.snr_db)}"
+
+    @property
+    def seeded(self) -> bool:
+        return True
 
     def _apply(self, audio: np.ndarray, rate: int, seed: int, key: str) -> np.ndarray:
         x = audio.astype(np.float64)

@@ -205,3 +205,23 @@ def test_a_missing_encoder_fails_loudly(monkeypatch: pytest.MonkeyPatch, tmp_pat
     with pytest.raises(transforms.TransformError, match="encode mp3-128: mp3 encode failed"):
         codec.apply(0.1 * np.ones(4410, np.float32), RATE, seed=0, key="k")
     assert Codec("aac-128").describe()["encoder"] == "aac"
+
+
+def test_seeded_transforms_are_keyed_by_the_seed(
+    file_bench: Bench, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Noise drawn under another seed is other audio: it is scored again (and differs), while
+    a deterministic chain is read back from the store whatever the seed."""
+    monkeypatch.setenv("COUNTING_LOG", str(tmp_path / "calls.log"))
+    models = resolve_models("counting")
+    noisy = [parse_transforms("noise:10")]
+    first = run(file_bench, models, _options(tmp_path, noisy, seed=1))
+    second = run(file_bench, models, _options(tmp_path, noisy, seed=2))
+    assert first.detector_calls > 0 and second.detector_calls > 0
+    a, _ = read_predictions(first.run_dir / "predictions.parquet")
+    b, _ = read_predictions(second.run_dir / "predictions.parquet")
+    scored = (a.status == "scored") & (b.status == "scored")
+    assert not np.allclose(a.prob[scored], b.prob[scored])
+    gain = [parse_transforms("gain:-3")]
+    run(file_bench, models, _options(tmp_path, gain, seed=1))
+    assert run(file_bench, models, _options(tmp_path, gain, seed=2)).detector_calls == 0
