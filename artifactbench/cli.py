@@ -663,6 +663,28 @@ def bandwidth(
 
 
 @app.command()
+def leaderboard(
+    run_dirs: Annotated[list[Path], typer.Argument(help="run directories to merge")],
+    out_dir: Annotated[Path, typer.Option("--out", help="where leaderboard files go")] = Path(
+        "leaderboard"
+    ),
+    seed: Annotated[int, typer.Option()] = 0,
+) -> None:
+    """Merge runs of one bench, split and protocol into a ranked leaderboard."""
+    from artifactbench.leaderboard import build_leaderboard, write_leaderboard
+
+    for run_dir in run_dirs:
+        _predictions(run_dir)
+    try:
+        board = build_leaderboard(run_dirs, seed=seed)
+    except (ValueError, FileNotFoundError) as exc:
+        raise UsageProblem(str(exc).splitlines()[0]) from exc
+    paths = write_leaderboard(board, out_dir)
+    out.print(paths["leaderboard.md"].read_text(), markup=False, highlight=False)
+    out.print(f"leaderboard: {out_dir}", markup=False, highlight=False)
+
+
+@app.command()
 def benches() -> None:
     """List bench sources and whether each is ready here."""
     from artifactbench.benches import demo_status

@@ -1,0 +1,554 @@
+"""One leaderboard from several run directories of the same bench.
+
+Each run contributes the rows of its primary variant from ``predictions.parquet``; the runs must
+agree on everything that decides what a number means (bench and its fingerprint, split, decode
+protocol, primary variant protocol, threshold and the set of tracks), else
+:class:`IncompatibleRuns` names the field that differs. A model found in several runs is taken
+from the latest one (``finished_utc`` in run.json, then the order given) when its weights and
+protocol hash agree, and refused otherwise.
+
+Every figure is computed from the merged predictions frame alone (one row per model x track)
+with the functions a single run's reports use, so a model's F1, AUC and intervals equal those
+of its own run's ``metrics.json`` (``scored`` block) and ``statistics.json`` (``intervals``) when
+the seed and resamples match.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from artifactbench.metrics import BOOTSTRAP_RESAMPLES, CI_LEVEL, KEY, compute_metrics
+from artifactbench.reports import DEFAULT_THRESHOLD, primary_rows
+from artifactbench.reports.data import canonical, json_text, read_predictions, write_text
+from artifactbench.reports.paper import RUNNER, comparison_rows, paper_bench
+from artifactbench.reports.statistics import model_intervals, paired_comparisons
+from artifactbench.reports.tables import MISSING, fmt, md_table
+from artifactbench.sanity import evaluate_sanity
+
+__all__ = [
+    "ALPHA",
+    "IncompatibleRuns",
+    "RunInfo",
+    "build_leaderboard",
+    "compatibility",
+    "leaderboard_markdown",
+    "load_run",
+    "write_leaderboard",
+]
+
+ALPHA = 0.05
+FAIL_MARK = "✗"
+RANKED_METRICS: tuple[str, ...] = ("f1", "auc", "precision", "recall", "fpr")
+_PUBLISHED_METRICS: tuple[str, ...] = ("f1", "auc")
+
+
+class IncompatibleRuns(ValueError):
+    """Runs that cannot share one leaderboard; ``field`` names what differs."""
+
+    def __init__(self, message: str, field: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+@dataclass
+class RunInfo:
+    """One run directory: its run.json, its primary-variant predictions and their metadata."""
+
+    run_dir: Path
+    run_json: dict[str, Any]
+    preds: pd.DataFrame
+    meta: dict[str, Any]
+    variant: str | None
+    models: list[str] = field(default_factory=list)
+
+    @property
+    def label(self) -> str:
+        return str(self.run_dir)
+
+    @property
+    def finished(self) -> str:
+        return str(self.run_json.get("finished_utc") or "")
+
+    def primary_protocol(self) -> str | None:
+        variants = self.run_json.get("variants") or []
+        return variants[0].get("protocol") if variants else None
+
+    def track_keys(self) -> set[tuple[str, str]]:
+        keys = self.preds[KEY].astype(str).drop_duplicates()
+        return set(map(tuple, keys.to_numpy().tolist()))
+
+    def detector(self, model: str) -> dict[str, Any]:
+        return (self.run_json.get("detectors") or {}).get(model) or {}
+
+
+def load_run(run_dir: str | Path) -> RunInfo:
+    """run.json and the primary variant's rows of predictions.parquet of one run directory."""
+    run_dir = Path(run_dir)
+    run_path, preds_path = run_dir / "run.json", run_dir / "predictions.parquet"
+    for path in (run_path, preds_path):
+        if not path.is_file():
+            raise FileNotFoundError(f"{run_dir}: no {path.name} (not a run directory?)")
+    run_json = json.loads(run_path.read_text(encoding="utf-8"))
+    every, meta = read_predictions(preds_path)
+    preds, order = primary_rows(every, meta)
+    preds = preds.reset_index(drop=True)
+    models = sorted(preds["model"].astype(str).unique())
+    return RunInfo(run_dir, run_json, preds, meta, order[0] if order else None, models)
+
+
+# --- compatibility ---------------------------------------------------------------------------
+
+
+def _fields(run: RunInfo) -> list[tuple[str, Any]]:
+    bench = run.run_json.get("bench") or {}
+    threshold = run.run_json.get("threshold", run.meta.get("threshold", DEFAULT_THRESHOLD))
+    return [
+        ("bench name", bench.get("name")),
+        ("bench fingerprint", bench.get("fingerprint")),
+        ("split", run.run_json.get("split")),
+        ("decode protocol", run.run_json.get("decode_protocol")),
+        ("primary variant protocol", run.primary_protocol()),
+        ("threshold", float(threshold)),
+    ]
+
+
+def _tracks_differ(first: RunInfo, other: RunInfo) -> None:
+    a, b = first.track_keys(), other.track_keys()
+    if a == b:
+        return
+    only_a, only_b = len(a - b), len(b - a)
+    raise IncompatibleRuns(
+        f"incompatible runs: tracks differ: {only_a + only_b} track(s) in one run only "
+        f"({only_a} of {len(a)} in {first.label}, {only_b} of {len(b)} in {other.label})",
+        "tracks",
+    )
+
+
+def compatibility(runs: list[RunInfo]) -> None:
+    """Raise :class:`IncompatibleRuns` (one line: field, both values, both runs) unless every
+    run has the first run's bench, fingerprint, split, decode protocol, primary variant protocol,
+    threshold and tracks, and every model shared by runs has the same weights and protocol."""
+    if not runs:
+        raise ValueError("no run to build a leaderboard from")
+    first = runs[0]
+    reference = _fields(first)
+    for other in runs[1:]:
+        for (name, a), (_, b) in zip(reference, _fields(other), strict=True):
+            if a != b:
+                raise IncompatibleRuns(
+                    f"incompatible runs: {name} differs: {a!r} ({first.label}) vs {b!r} "
+                    f"({other.label})",
+                    name,
+                )
+        _tracks_differ(first, other)
+    seen: dict[str, RunInfo] = {}
+    for run in runs:
+        for model in run.models:
+            if model not in seen:
+                seen[model] = run
+                continue
+            before = seen[model]
+            for key, name in (("weights_sha256", "weights"), ("protocol_hash", "protocol hash")):
+                a, b = before.detector(model).get(key), run.detector(model).get(key)
+                if a != b:
+                    raise IncompatibleRuns(
+                        f"incompatible runs: model {model!r} has different {name}: {a!r} "
+                        f"({before.label}) vs {b!r} ({run.label})",
+                        f"model {model} {name}",
+                    )
+
+
+def _choose(runs: list[RunInfo]) -> tuple[dict[str, int], list[dict[str, Any]]]:
+    """model -> index of the run it is taken from (latest finished, then latest given), and
+    the replacements made."""
+    chosen: dict[str, int] = {}
+    replaced = []
+    for i, run in enumerate(runs):
+        for model in run.models:
+            j = chosen.get(model)
+            if j is None:
+                chosen[model] = i
+                continue
+            keep, drop = (i, j) if run.finished >= runs[j].finished else (j, i)
+            chosen[model] = keep
+            replaced.append(
+                {
+                    "model": model,
+                    "kept": runs[keep].label,
+                    "kept_finished_utc": runs[keep].finished,
+                    "replaced": runs[drop].label,
+                    "replaced_finished_utc": runs[drop].finished,
+                }
+            )
+    return chosen, replaced
+
+
+# --- the board -------------------------------------------------------------------------------
+
+
+def _merged(runs: list[RunInfo], chosen: dict[str, int]) -> pd.DataFrame:
+    parts = []
+    for model in sorted(chosen):
+        run = runs[chosen[model]]
+        parts.append(run.preds[run.preds["model"].astype(str) == model])
+    frame = pd.concat(parts, ignore_index=True, sort=False)
+    frame["model"] = frame["model"].astype(str)
+    return frame.sort_values(["model", *KEY], kind="mergesort").reset_index(drop=True)
+
+
+def _merged_meta(runs: list[RunInfo], chosen: dict[str, int], threshold: float) -> dict[str, Any]:
+    subsets: dict[str, Any] = {}
+    for run in runs:
+        for name, rule in (run.meta.get("subsets") or {}).items():
+            subsets.setdefault(name, rule)
+    models = {}
+    for model, i in chosen.items():
+        models[model] = (runs[i].meta.get("models") or {}).get(model) or {}
+    first = runs[0]
+    return {
+        "bench": (first.run_json.get("bench") or {}).get("name") or first.meta.get("bench"),
+        "split": first.run_json.get("split", first.meta.get("split")),
+        "threshold": threshold,
+        "subsets": subsets,
+        "models": models,
+    }
+
+
+def _rank_key(model: str, entry: dict[str, Any]) -> tuple[Any, ...]:
+    f1, auc = entry["f1"], entry["auc"]
+    return (f1 is None, -(f1 or 0.0), auc is None, -(auc or 0.0), model)
+
+
+def _published(
+    preds: pd.DataFrame, meta: dict[str, Any], metrics: dict[str, Any], sanity: dict[str, Any]
+) -> tuple[str | None, dict[str, dict[str, Any]]]:
+    """The paper bench kind and, per model, the published F1 / AUC that paper.py matches (a
+    paper table first, in the published file's order; the reference runner's figure else)."""
+    kind = paper_bench(preds, meta)
+    out: dict[str, dict[str, Any]] = {
+        m: dict.fromkeys(_PUBLISHED_METRICS) for m in metrics["models"]
+    }
+    if kind is None:
+        return None, out
+    rows, _ = comparison_rows(kind, meta, metrics, sanity)
+    for metric in _PUBLISHED_METRICS:
+        for model in out:
+            mine = [r for r in rows if r["model"] == model and r["metric"] == metric]
+            paper = next((r for r in mine if r["published"] is not None), None)
+            runner = next((r for r in mine if r["runner"] is not None), None)
+            if paper is not None:
+                value, table = paper["published"], paper["table"]
+            elif runner is not None:
+                value, table = runner["runner"], RUNNER
+            else:
+                continue
+            row = paper or runner
+            out[model][metric] = {
+                "value": value,
+                "table": table,
+                "paper_name": row["paper_name"],
+                "measured": row["measured"],
+            }
+    return kind, out
+
+
+def _verdict(pair: dict[str, Any]) -> str:
+    """Plain reading of a pair (A ranked above B): which tests separate them, and which way."""
+    if pair["bootstrap"] is None:
+        return f"not comparable ({pair['reason']})"
+    better, worse = [], []
+    f1 = pair["bootstrap"]["f1"]
+    if f1["low"] is not None and f1["low"] > 0:
+        better.append("F1, bootstrap interval above 0")
+    elif f1["high"] is not None and f1["high"] < 0:
+        worse.append("F1, bootstrap interval below 0")
+    delong = pair["delong"]
+    if delong["p"] is not None and delong["p"] < ALPHA:
+        (better if delong["difference"] > 0 else worse).append(f"AUC, DeLong p < {ALPHA:g}")
+    mcnemar = pair["mcnemar"]
+    if mcnemar["p"] is not None and mcnemar["p"] < ALPHA and mcnemar["b"] != mcnemar["c"]:
+        side = better if mcnemar["b"] > mcnemar["c"] else worse
+        side.append(f"calls, McNemar p < {ALPHA:g}")
+    if better and worse:
+        return f"mixed (better: {'; '.join(better)}; worse: {'; '.join(worse)})"
+    if better:
+        return f"better ({'; '.join(better)})"
+    if worse:
+        return f"worse ({'; '.join(worse)})"
+    return "not distinguishable"
+
+
+def _pair(
+    frame: pd.DataFrame, a: str, b: str, threshold: float, seed: int, resamples: int
+) -> dict[str, Any]:
+    """:func:`paired_comparisons` of A against B, with A (the higher-ranked) as its ``a``."""
+    rows = frame[frame["model"].isin([a, b])].copy()
+    rows["model"] = rows["model"].map({a: "0", b: "1"})
+    (pair,) = paired_comparisons(rows, threshold, seed, resamples)
+    pair = {**pair, "a": a, "b": b}
+    pair["verdict"] = _verdict(pair)
+    return pair
+
+
+def build_leaderboard(
+    run_dirs: list[str | Path], seed: int = 0, resamples: int = BOOTSTRAP_RESAMPLES
+) -> dict[str, Any]:
+    """The leaderboard of several compatible runs, as one canonical JSON-safe dict.
+
+    Keys: bench, fingerprint, split, threshold, decode_protocol, primary_variant, seed,
+    resamples, level, alpha, n_tracks, paper_bench, ranking (one entry per model, best first),
+    pairs (each model against the next-ranked one), subsets and heat (per-subset sanity
+    rates and pass/fail), provenance and replaced.
+    """
+    runs = [load_run(d) for d in run_dirs]
+    compatibility(runs)
+    chosen, replaced = _choose(runs)
+    if not chosen:
+        raise ValueError("the runs hold no model predictions")
+    first = runs[0]
+    threshold = _fields(first)[-1][1]
+    frame = _merged(runs, chosen)
+    meta = _merged_meta(runs, chosen, threshold)
+    metrics = compute_metrics(frame, threshold, seed, resamples=resamples)
+    intervals = model_intervals(frame, threshold, seed, resamples)
+    sanity = evaluate_sanity(frame, threshold, meta["subsets"])
+    kind, published = _published(frame, meta, metrics, sanity)
+
+    entries: dict[str, dict[str, Any]] = {}
+    for model, m in metrics["models"].items():
+        scored, iv, sane = m["scored"], intervals[model], sanity["models"][model]
+        run = runs[chosen[model]]
+        entries[model] = {
+            "model": model,
+            "run": run.label,
+            "params": ((run.detector(model).get("card") or {}).get("params")),
+            "n": m["n"],
+            "n_scored": m["n_scored"],
+            "n_failed": m["n_failed"],
+            **{k: scored[k] for k in RANKED_METRICS},
+            "ci": {k: iv["ci"][k] for k in RANKED_METRICS},
+            "cluster_column": iv["cluster_column"],
+            "n_fail": sane["n_fail"],
+            "n_subsets": sane["n_subsets"],
+            "fail_n": sane["summary"],
+            "published": published[model],
+        }
+    order = sorted(entries, key=lambda name: _rank_key(name, entries[name]))
+    ranking = [{"rank": i + 1, **entries[name]} for i, name in enumerate(order)]
+    pairs = [
+        {"rank": i + 1, **_pair(frame, a, b, threshold, seed, resamples)}
+        for i, (a, b) in enumerate(zip(order, order[1:], strict=False))
+    ]
+    heat = {
+        model: {
+            name: {k: cell[k] for k in ("n", "n_failed", "rate", "pass")}
+            for name, cell in sanity["models"][model]["subsets"].items()
+        }
+        for model in order
+    }
+    provenance = []
+    for i, run in enumerate(runs):
+        bench = run.run_json.get("bench") or {}
+        provenance.append(
+            {
+                "run_dir": run.label,
+                "fingerprint": bench.get("fingerprint"),
+                "finished_utc": run.finished,
+                "models": sorted(m for m, j in chosen.items() if j == i),
+                "replaced": sorted(r["model"] for r in replaced if r["replaced"] == run.label),
+            }
+        )
+    fields = dict(_fields(first))
+    board = {
+        "bench": fields["bench name"],
+        "fingerprint": fields["bench fingerprint"],
+        "split": fields["split"],
+        "threshold": threshold,
+        "decode_protocol": fields["decode protocol"],
+        "primary_variant": {"name": first.variant, "protocol": fields["primary variant protocol"]},
+        "seed": int(seed),
+        "resamples": int(resamples),
+        "level": CI_LEVEL,
+        "alpha": ALPHA,
+        "n_tracks": metrics["n_tracks"],
+        "paper_bench": kind,
+        "ranking": ranking,
+        "pairs": pairs,
+        "subsets": sanity["subsets"],
+        "subset_order": sanity["subset_order"],
+        "heat": heat,
+        "provenance": provenance,
+        "replaced": replaced,
+    }
+    return canonical(board)
+
+
+# --- markdown --------------------------------------------------------------------------------
+
+
+def _with_ci(value: float | None, ci: dict[str, Any] | None) -> str:
+    if not ci or ci.get("low") is None:
+        return f"{fmt(value)} [{MISSING}]"
+    return f"{fmt(value)} [{fmt(ci['low'])}, {fmt(ci['high'])}]"
+
+
+def _p(value: float | None) -> str:
+    if value is None:
+        return MISSING
+    return "<0.001" if value < 0.001 else f"{value:.3f}"
+
+
+def _published_cell(block: dict[str, Any] | None) -> str:
+    if not block:
+        return MISSING
+    return f"{fmt(block['value'])} ({'runner' if block['table'] == RUNNER else block['table']})"
+
+
+def _ranking_section(board: dict[str, Any]) -> list[str]:
+    level = f"{board['level']:.0%}"
+    headers = ["rank", "model", "params", f"F1 [{level} CI]", f"AUC [{level} CI]", "precision"]
+    headers += ["recall", "FPR", "scored / n", "FAIL / N", "published F1", "published AUC"]
+    rows = []
+    for e in board["ranking"]:
+        rows.append(
+            [
+                str(e["rank"]),
+                e["model"],
+                e["params"] if e["params"] is not None else MISSING,
+                _with_ci(e["f1"], e["ci"]["f1"]),
+                _with_ci(e["auc"], e["ci"]["auc"]),
+                fmt(e["precision"]),
+                fmt(e["recall"]),
+                fmt(e["fpr"]),
+                f"{e['n_scored']} / {e['n']}",
+                e["fail_n"],
+                _published_cell(e["published"]["f1"]),
+                _published_cell(e["published"]["auc"]),
+            ]
+        )
+    text = (
+        f"Ranked by F1 on each model's scored tracks (ties: AUC, then model id); a track is "
+        f"called AI when P(AI) >= {board['threshold']:g}. Intervals: {level} percentile "
+        f"bootstrap, {board['resamples']} resamples, seed {board['seed']}, stratified by label."
+    )
+    if board["paper_bench"]:
+        text += (
+            " Published figures are the paper's (table in brackets; `runner` is the reference "
+            "runner's results file), measured on the paper's own population and accounting."
+        )
+    else:
+        text += " Published figures: n/a (the paper reports only ArtifactBench and SONICS)."
+    return ["## Ranking", "", text, "", md_table(headers, rows, right={0, *range(3, 10)}), ""]
+
+
+def _pairs_section(board: dict[str, Any]) -> list[str]:
+    out = ["## Paired verdicts", ""]
+    if not board["pairs"]:
+        return [*out, "One model: no pair to compare.", ""]
+    out += [
+        "Each model against the next-ranked one, on the tracks both scored. Differences are "
+        "A - B with paired bootstrap intervals; DeLong tests the AUC difference and McNemar's "
+        f"exact test the calls. A verdict needs an interval excluding 0 or p < {board['alpha']:g}"
+        "; the p-values are not corrected for multiplicity.",
+        "",
+    ]
+    headers = ["rank", "A", "B", "common", "F1 A - B", "AUC A - B", "DeLong p", "McNemar p"]
+    headers.append("verdict")
+    rows = []
+    for pair in board["pairs"]:
+        cells = [str(pair["rank"]), pair["a"], pair["b"], str(pair["n_common"])]
+        boot = pair["bootstrap"]
+        if boot is None:
+            cells += [MISSING] * 4
+        else:
+            cells += [
+                _with_ci(boot["f1"]["difference"], boot["f1"]),
+                _with_ci(boot["auc"]["difference"], boot["auc"]),
+                _p(pair["delong"]["p"]),
+                _p(pair["mcnemar"]["p"]),
+            ]
+        rows.append([*cells, pair["verdict"]])
+    return [*out, md_table(headers, rows, right={0, *range(3, 8)}), ""]
+
+
+def _heat_section(board: dict[str, Any]) -> list[str]:
+    models = [e["model"] for e in board["ranking"]]
+    rows = []
+    for name in board["subset_order"]:
+        info = board["subsets"][name]
+        rule = info["rule"] + (" (default)" if info["default_rule"] else "")
+        cells = [name, info["label"], rule, str(info["n_tracks"])]
+        for model in models:
+            cell = board["heat"][model][name]
+            cells.append(fmt(cell["rate"]) + ("" if cell["pass"] else f" {FAIL_MARK}"))
+        rows.append(cells)
+    table = md_table(
+        ["subset", "label", "rule", "n", *models], rows, right={3, *range(4, 4 + len(models))}
+    )
+    return [
+        "## Per-subset sanity",
+        "",
+        "TPR of each AI subset and FPR of each real subset at the run threshold (a failed track "
+        f"counts as misclassified); {FAIL_MARK} marks a cell that fails the subset's rule. "
+        "Models in rank order.",
+        "",
+        table,
+        "",
+    ]
+
+
+def _provenance_section(board: dict[str, Any]) -> list[str]:
+    rows = [
+        [
+            f"`{p['run_dir']}`",
+            str(p["fingerprint"]),
+            p["finished_utc"] or MISSING,
+            ", ".join(p["models"]) or "(none)",
+            ", ".join(p["replaced"]) or "-",
+        ]
+        for p in board["provenance"]
+    ]
+    headers = ["run", "fingerprint", "finished (UTC)", "models taken", "replaced by a later run"]
+    out = ["## Provenance", "", md_table(headers, rows), ""]
+    for r in board["replaced"]:
+        out.append(f"- `{r['model']}`: `{r['kept']}` replaces `{r['replaced']}`.")
+    return out + ([""] if board["replaced"] else [])
+
+
+def leaderboard_markdown(board: dict[str, Any]) -> str:
+    """The whole ``leaderboard.md``: ranking, paired verdicts, per-subset heat table and
+    provenance. Ends in a newline."""
+    title = (
+        f"# ArtifactBench leaderboard: bench `{board['bench']}`, split `{board['split']}`, "
+        f"threshold {board['threshold']:g}"
+    )
+    intro = (
+        f"{len(board['ranking'])} model(s) from {len(board['provenance'])} run(s) on "
+        f"{board['n_tracks']} track(s) of bench fingerprint `{board['fingerprint']}`, primary "
+        f"variant `{board['primary_variant']['name']}`."
+    )
+    lines = [
+        title,
+        "",
+        intro,
+        "",
+        *_ranking_section(board),
+        *_pairs_section(board),
+        *_heat_section(board),
+        *_provenance_section(board),
+    ]
+    return "\n".join(lines)
+
+
+def write_leaderboard(board: dict[str, Any], out_dir: str | Path) -> dict[str, Path]:
+    """Write ``leaderboard.md`` and ``leaderboard.json`` (canonical, byte-stable) into
+    `out_dir`; returns file name -> path."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    texts = {"leaderboard.json": json_text(board), "leaderboard.md": leaderboard_markdown(board)}
+    return {name: write_text(out_dir / name, text) for name, text in texts.items()}
