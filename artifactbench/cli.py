@@ -75,6 +75,23 @@ def _progress_hook(progress: Progress) -> ProgressHook:
     return start
 
 
+DEFAULT_WORKERS = _default_workers()
+# Options shared by the commands that score a bench (run, codec, bandwidth, ...).
+BenchOption = Annotated[
+    str, typer.Option(help="demo | folder:PATH | artifactbench[:PATH] | sonics:PATH")
+]
+NPerSourceOption = Annotated[
+    int | None, typer.Option(min=1, help="the same seeded N tracks per subset for every model")
+]
+LimitOption = Annotated[int | None, typer.Option(min=1, help="score a seeded sample of N")]
+BatchSizeOption = Annotated[int, typer.Option(min=1)]
+WorkersOption = Annotated[int, typer.Option(min=0, help="decode processes (0: in-process)")]
+DeviceOption = Annotated[str, typer.Option(help="cpu | cuda | cuda:N")]
+ThresholdOption = Annotated[float, typer.Option(min=0.0, max=1.0)]
+RunsOption = Annotated[Path, typer.Option("--out", help="where run directories go")]
+WeightsOption = Annotated[Path | None, typer.Option(help="weights file for the one model")]
+
+
 def _bar_columns() -> tuple[ProgressColumn, ...]:
     return (
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
@@ -112,9 +129,7 @@ def _weights_for(cards: list[DetectorCard], weights: Path | None) -> dict[str, P
 
 @app.command()
 def run(
-    bench: Annotated[
-        str, typer.Option(help="demo | folder:PATH | artifactbench[:PATH] | sonics:PATH")
-    ] = "demo",
+    bench: BenchOption = "demo",
     models: Annotated[str, typer.Option(help="'all' or comma-separated model ids")] = "all",
     split: Annotated[Split, typer.Option(help="bench_origin to score")] = Split.test,
     audio_root: Annotated[
@@ -124,19 +139,15 @@ def run(
         str | None, typer.Option(help="v2 manifest split: calibration | validation | test")
     ] = None,
     revision: Annotated[str | None, typer.Option(help="hub revision of a fetched bench")] = None,
-    n_per_source: Annotated[
-        int | None, typer.Option(min=1, help="the same seeded N tracks per subset for every model")
-    ] = None,
-    limit: Annotated[int | None, typer.Option(min=1, help="score a seeded sample of N")] = None,
-    batch_size: Annotated[int, typer.Option(min=1)] = 16,
-    workers: Annotated[int, typer.Option(min=0, help="decode processes (0: in-process)")] = (
-        _default_workers()
-    ),
-    device: Annotated[str, typer.Option(help="cpu | cuda | cuda:N")] = "cpu",
-    threshold: Annotated[float, typer.Option(min=0.0, max=1.0)] = 0.5,
+    n_per_source: NPerSourceOption = None,
+    limit: LimitOption = None,
+    batch_size: BatchSizeOption = 16,
+    workers: WorkersOption = DEFAULT_WORKERS,
+    device: DeviceOption = "cpu",
+    threshold: ThresholdOption = 0.5,
     seed: Annotated[int, typer.Option()] = 0,
-    out_dir: Annotated[Path, typer.Option("--out", help="where run directories go")] = Path("runs"),
-    weights: Annotated[Path | None, typer.Option(help="weights file for the one model")] = None,
+    out_dir: RunsOption = Path("runs"),
+    weights: WeightsOption = None,
     strict: Annotated[bool, typer.Option(help="an unavailable model is an error")] = False,
     transform: Annotated[
         list[str] | None,
@@ -161,30 +172,24 @@ def run(
 
 @app.command()
 def codec(
-    bench: Annotated[
-        str, typer.Option(help="demo | folder:PATH | artifactbench[:PATH] | sonics:PATH")
-    ] = "demo",
+    bench: BenchOption = "demo",
     models: Annotated[str, typer.Option(help="'all' or comma-separated model ids")] = "all",
     codecs: Annotated[
         str, typer.Option(help="comma-separated: wav, mp3-128, mp3-320, aac-128, opus-128, ...")
     ] = "wav,mp3-128,mp3-320,aac-128,opus-128,opus-192",
     split: Annotated[Split, typer.Option(help="bench_origin to score")] = Split.test,
-    n_per_source: Annotated[
-        int | None, typer.Option(min=1, help="the same seeded N tracks per subset for every model")
-    ] = None,
-    limit: Annotated[int | None, typer.Option(min=1, help="score a seeded sample of N")] = None,
+    n_per_source: NPerSourceOption = None,
+    limit: LimitOption = None,
     transform: Annotated[
         str | None, typer.Option(help="a transform chain applied before every codec")
     ] = None,
-    batch_size: Annotated[int, typer.Option(min=1)] = 16,
-    workers: Annotated[int, typer.Option(min=0, help="decode processes (0: in-process)")] = (
-        _default_workers()
-    ),
-    device: Annotated[str, typer.Option(help="cpu | cuda | cuda:N")] = "cpu",
-    threshold: Annotated[float, typer.Option(min=0.0, max=1.0)] = 0.5,
+    batch_size: BatchSizeOption = 16,
+    workers: WorkersOption = DEFAULT_WORKERS,
+    device: DeviceOption = "cpu",
+    threshold: ThresholdOption = 0.5,
     seed: Annotated[int, typer.Option()] = 0,
-    out_dir: Annotated[Path, typer.Option("--out", help="where run directories go")] = Path("runs"),
-    weights: Annotated[Path | None, typer.Option(help="weights file for the one model")] = None,
+    out_dir: RunsOption = Path("runs"),
+    weights: WeightsOption = None,
 ) -> None:
     """Score every track through each codec round trip (Table X, P(AI) spread, codec sanity)."""
     from artifactbench.runner import RunOptions
@@ -548,7 +553,7 @@ def ablate(
         Path | None,
         typer.Option(help="bounded-mask: the unbounded twin (default: trained and cached)"),
     ] = None,
-    out_dir: Annotated[Path, typer.Option("--out", help="where run directories go")] = Path("runs"),
+    out_dir: RunsOption = Path("runs"),
     workers: Annotated[int, typer.Option(min=0)] = _default_workers(),
 ) -> None:
     """Replace a forensic channel by its training-set mean, or compare the mask bound, and
@@ -614,9 +619,7 @@ def _unbounded_twin(weights: Path, bench: Bench, workers: int) -> Path:
 
 @app.command()
 def bandwidth(
-    bench: Annotated[
-        str, typer.Option(help="demo | folder:PATH | artifactbench[:PATH] | sonics:PATH")
-    ] = "demo",
+    bench: BenchOption = "demo",
     split: Annotated[Split, typer.Option(help="bench_origin to measure")] = Split.test,
     residual: Annotated[
         str, typer.Option(help="residual model: hpss | artifactnet-open | demucs")
@@ -632,9 +635,9 @@ def bandwidth(
         float, typer.Option(min=0.0, help="measure the centred N s of each track (0: whole track)")
     ] = 60.0,
     workers: Annotated[int, typer.Option(min=0)] = _default_workers(),
-    device: Annotated[str, typer.Option(help="cpu | cuda | cuda:N")] = "cpu",
+    device: DeviceOption = "cpu",
     seed: Annotated[int, typer.Option()] = 0,
-    out_dir: Annotated[Path, typer.Option("--out", help="where run directories go")] = Path("runs"),
+    out_dir: RunsOption = Path("runs"),
 ) -> None:
     """Effective bandwidth of each track's residual (Appendix C): Table XI and its figure."""
     from artifactbench.bandwidth import RESIDUAL_MODELS
