@@ -51,3 +51,6 @@ def test_readme_main_command_on_the_default_demo_bench(tmp_path: Path) -> None:
     assert set(preds.model) == {"fakeprint", "artifactnet-open-demo"}  # the others need fetching
     assert len(preds) == 2 * 144 and preds.subset.nunique() == 12
     assert (preds.status == "scored").all()
+    # The shipped `--small` model separates the demo test split (the training's promise).
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["models"]["artifactnet-open-demo"]["scored"]["auc"] >= 0.95

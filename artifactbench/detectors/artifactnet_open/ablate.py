@@ -23,9 +23,10 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from artifactbench.detectors.artifactnet_onnx import aggregate
 from artifactbench.detectors.artifactnet_open.detector import read_weights
 from artifactbench.detectors.artifactnet_open.model import ArtifactNetOpen
-from artifactbench.detectors.base import sha256_file
+from artifactbench.detectors.base import Scored, sha256_file
 from artifactbench.metrics import binary_metrics
 
 ABLATIONS: tuple[str, ...] = (
@@ -127,9 +128,10 @@ def _chunk_batches(
 
 
 def _song_prob(chunk_probs: np.ndarray) -> float:
-    """Median over finite chunk P(AI); NaN when no chunk is finite (the track then fails)."""
-    finite = chunk_probs[np.isfinite(chunk_probs)]
-    return float(np.median(finite)) if finite.size else float("nan")
+    """The published adapter's verdict (median over finite chunk P(AI)) as a bare number; NaN
+    when it fails the track."""
+    verdict = aggregate(chunk_probs)
+    return verdict.prob if isinstance(verdict, Scored) else verdict
 
 
 def _metrics(labels: list[str], probs: np.ndarray) -> dict[str, float | None]:

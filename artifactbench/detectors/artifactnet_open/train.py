@@ -26,20 +26,21 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from artifactbench.audio import PROTOCOL_RATE, ViewSpec, decode_audio
+from artifactbench.audio import PROTOCOL_RATE, ViewSpec
 from artifactbench.benches.base import Bench, Track
-from artifactbench.codecs import encode_audio
 from artifactbench.decoding import decode_stream
 from artifactbench.detectors.artifactnet_open.features import hpss
 from artifactbench.detectors.artifactnet_open.model import ArtifactNetConfig, ArtifactNetOpen
 from artifactbench.metrics import binary_metrics
+from artifactbench.transforms import Codec
 
 if TYPE_CHECKING:
     from artifactbench.runner import ProgressHook
     from artifactbench.separation import Separator
 
 WEIGHTS_FILE = "artifactnet_open.pt"
-CODEC_VERSIONS = (("mp3", 128000), ("aac", 128000), ("opus", 128000))
+# Phase 3 sees every segment through these round trips (transforms.CODECS) beside the WAV.
+CODEC_VERSIONS = ("mp3-128", "aac-128", "opus-128")
 TEACHERS = ("auto", "demucs", "hpss")
 TEACHER_NOTES = {
     "demucs": "phase 1 distils the Demucs residual, mixture minus the sum of its stems",
@@ -390,6 +391,32 @@ def _batches(index: Tensor, size: int, gen: torch.Generator) -> list[Tensor]:
     return list(order.split(size))
 
 
+def _optimise(
+    module: nn.Module,
+    loss_of: Callable[[Tensor], Tensor],
+    index: Tensor,
+    n_epochs: int,
+    plan: Schedule,
+    gen: torch.Generator,
+    log: _LossLog,
+    phase: int,
+    stage: str,
+) -> None:
+    """Adam on `module` for `n_epochs` seeded passes over `index` in batches, one logged step
+    per batch: the loop every stage of every phase shares."""
+    opt = torch.optim.Adam(module.parameters(), lr=plan.lr)
+    log.stage(phase, stage, n_epochs * _n_batches(len(index), plan.batch))
+    step = 0
+    for epoch in range(n_epochs):
+        for b in _batches(index, plan.batch, gen):
+            loss = loss_of(b)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            log.write(phase, stage, epoch, step, loss.item())
+            step += 1
+
+
 def _phase_distill(
     model: ArtifactNetOpen,
     audio: Tensor,
@@ -410,19 +437,12 @@ def _phase_distill(
                 [demucs_teacher(separator, model.stft, audio[b]) for b in chosen.split(plan.batch)]
             )
     model.unet.train()
-    opt = torch.optim.Adam(model.unet.parameters(), lr=plan.lr)
-    local = torch.arange(len(chosen))
-    log.stage(1, "distill", plan.distill * _n_batches(len(chosen), plan.batch))
-    step = 0
-    for epoch in range(plan.distill):
-        for b in _batches(local, plan.batch, gen):
-            _, residual = model.unet(mags[b])
-            loss = distillation_loss(residual, teachers[b])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            log.write(1, "distill", epoch, step, loss.item())
-            step += 1
+
+    def loss_of(b: Tensor) -> Tensor:
+        return distillation_loss(model.unet(mags[b])[1], teachers[b])
+
+    _optimise(model.unet, loss_of, torch.arange(len(chosen)), plan.distill, plan, gen, log,
+              1, "distill")  # fmt: skip
 
 
 def _phase_steer(
@@ -441,19 +461,13 @@ def _phase_steer(
             [model.features(model.unet(model.stft(x))[1]) for x in audio.split(plan.batch)]
         )
     model.classifier.train()
-    opt = torch.optim.Adam(model.classifier.parameters(), lr=plan.lr)
     bce = nn.BCEWithLogitsLoss()
-    everything = torch.arange(len(audio))
-    log.stage(2, "classifier", plan.classifier * _n_batches(len(audio), plan.batch))
-    step = 0
-    for epoch in range(plan.classifier):
-        for b in _batches(everything, plan.batch, gen):
-            loss = bce(model.classifier(feats[b]), labels[b])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            log.write(2, "classifier", epoch, step, loss.item())
-            step += 1
+
+    def loss_of(b: Tensor) -> Tensor:
+        return bce(model.classifier(feats[b]), labels[b])
+
+    _optimise(model.classifier, loss_of, torch.arange(len(audio)), plan.classifier, plan, gen,
+              log, 2, "classifier")  # fmt: skip
     chosen = _pick(len(audio), plan.steer_segments, gen)
     _tune_unet(model, [audio], labels, chosen, plan.steer, plan, gen, log, 2, "steer")
 
@@ -469,23 +483,17 @@ def _phase_codec(
 ) -> None:
     chosen = _pick(len(audio), plan.codec_segments, gen)
     advance = bar(f"phase 3 encode x{len(CODEC_VERSIONS)} codecs", len(chosen))
-    versions = [audio] + [torch.zeros_like(audio) for _ in CODEC_VERSIONS]
+    codecs = [Codec(name) for name in CODEC_VERSIONS]
+    versions = [audio] + [torch.zeros_like(audio) for _ in codecs]
     for i in chosen.tolist():
-        for coded, (fmt, bitrate) in zip(versions[1:], CODEC_VERSIONS, strict=True):
-            coded[i] = torch.from_numpy(_round_trip(audio[i].numpy(), fmt, bitrate))
+        for coded, codec in zip(versions[1:], codecs, strict=True):
+            # Codecs draw no random numbers: seed and key do not matter.
+            coded[i] = torch.from_numpy(codec.apply(audio[i].numpy(), PROTOCOL_RATE, 0, str(i)))
         advance(1)
     # One batch holds each of its segments in all four versions.
     per_batch = max(1, plan.batch // len(versions))
     tuned = dataclasses.replace(plan, batch=per_batch)
     _tune_unet(model, versions, labels, chosen, plan.codec, tuned, gen, log, 3, "codec")
-
-
-def _round_trip(x: np.ndarray, fmt: str, bitrate: int) -> np.ndarray:
-    """Encode and decode one segment, trimmed or end-padded to its length."""
-    decoded = decode_audio(encode_audio(x, PROTOCOL_RATE, fmt, bitrate))[: len(x)]
-    out = np.zeros_like(x)
-    out[: len(decoded)] = decoded
-    return out
 
 
 def _tune_unet(
@@ -505,21 +513,14 @@ def _tune_unet(
     for p in model.classifier.parameters():
         p.requires_grad_(False)
     model.unet.train()
-    opt = torch.optim.Adam(model.unet.parameters(), lr=plan.lr)
     bce = nn.BCEWithLogitsLoss()
-    log.stage(phase, stage, n_epochs * _n_batches(len(chosen), plan.batch))
-    step = 0
+
+    def loss_of(b: Tensor) -> Tensor:
+        x = torch.cat([v[b] for v in versions])
+        return bce(model.logits(x), labels[b].repeat(len(versions)))
+
     try:
-        for epoch in range(n_epochs):
-            for b in _batches(chosen, plan.batch, gen):
-                x = torch.cat([v[b] for v in versions])
-                y = labels[b].repeat(len(versions))
-                loss = bce(model.logits(x), y)
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
-                log.write(phase, stage, epoch, step, loss.item())
-                step += 1
+        _optimise(model.unet, loss_of, chosen, n_epochs, plan, gen, log, phase, stage)
     finally:
         for p in model.classifier.parameters():
             p.requires_grad_(True)
