@@ -20,9 +20,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
-from artifactbench.metrics import BOOTSTRAP_RESAMPLES, CI_LEVEL, KEY, compute_metrics
+from artifactbench.metrics import (
+    BOOTSTRAP_RESAMPLES,
+    CI_LEVEL,
+    KEY,
+    as_positive,
+    compute_metrics,
+    f1_curve,
+)
 from artifactbench.reports import DEFAULT_THRESHOLD, primary_rows
 from artifactbench.reports.data import canonical, json_text, read_predictions, write_text
 from artifactbench.reports.paper import RUNNER, comparison_rows, paper_bench
@@ -32,6 +40,7 @@ from artifactbench.sanity import evaluate_sanity
 
 __all__ = [
     "ALPHA",
+    "F1_GRID",
     "IncompatibleRuns",
     "RunInfo",
     "build_leaderboard",
@@ -44,6 +53,9 @@ __all__ = [
 ALPHA = 0.05
 FAIL_MARK = "✗"
 RANKED_METRICS: tuple[str, ...] = ("f1", "auc", "precision", "recall", "fpr")
+# F1 is tabulated at 0.00, 0.01, ..., 1.00; i / 100 is the double nearest each two-decimal value,
+# so a run threshold such as 0.5 falls exactly on the grid.
+F1_GRID: tuple[float, ...] = tuple(i / 100 for i in range(101))
 _PUBLISHED_METRICS: tuple[str, ...] = ("f1", "auc")
 
 
@@ -283,6 +295,49 @@ def _verdict(pair: dict[str, Any]) -> str:
     return "not distinguishable"
 
 
+def _curves(frame: pd.DataFrame, order: list[str]) -> dict[str, dict[str, Any]]:
+    """Per model, from its scored rows (AI positive, ``prob`` the score): the ROC points
+    (scikit-learn's ``roc_curve`` with ``drop_intermediate``, so the board stays small; None
+    when a class is missing) and F1 at each threshold of :data:`F1_GRID`, by the metrics
+    module's rule (AI when ``prob >= t``), so at a run threshold on the grid it is the
+    ranking's F1."""
+    from sklearn.metrics import roc_curve  # imported here: most commands never build a board
+
+    scored = frame[frame["status"] == "scored"]
+    grid = np.asarray(F1_GRID)
+    out: dict[str, dict[str, Any]] = {}
+    for model in order:
+        rows = scored[scored["model"] == model]
+        y = as_positive(rows["label"].astype(str).to_numpy())
+        prob = pd.to_numeric(rows["prob"], errors="coerce").to_numpy(dtype=float)
+        roc = None
+        if y.any() and not y.all():
+            fpr, tpr, thresholds = roc_curve(y, prob, drop_intermediate=True)
+            # The first threshold is +inf (nothing called AI); canonical() writes it as null.
+            roc = {"fpr": fpr.tolist(), "tpr": tpr.tolist(), "thresholds": thresholds.tolist()}
+        out[model] = {
+            "n_scored": int(y.size),
+            "n_ai": int(y.sum()),
+            "n_real": int((~y).sum()),
+            "roc": roc,
+            "f1": {"thresholds": list(F1_GRID), "f1": f1_curve(y, prob, grid).tolist()},
+        }
+    return out
+
+
+def _origins(frame: pd.DataFrame) -> dict[str, list[str]]:
+    """The ``bench_origin`` values of each subset's tracks (empty where the table has none), so
+    a reader can tell which subsets lie wholly in one partition (ArtifactBench's ``test`` is
+    its zero-shot partition)."""
+    if "bench_origin" not in frame.columns:
+        return {}
+    tracks = frame.drop_duplicates(KEY)
+    return {
+        str(name): sorted(set(rows["bench_origin"].dropna().astype(str)))
+        for name, rows in tracks.groupby("subset", sort=True, observed=True)
+    }
+
+
 def _pair(
     frame: pd.DataFrame, a: str, b: str, threshold: float, seed: int, resamples: int
 ) -> dict[str, Any]:
@@ -302,8 +357,10 @@ def build_leaderboard(
 
     Keys: bench, fingerprint, split, threshold, decode_protocol, primary_variant, seed,
     resamples, level, alpha, n_tracks, paper_bench, ranking (one entry per model, best first),
-    pairs (each model against the next-ranked one), subsets and heat (per-subset sanity
-    rates and pass/fail), provenance and replaced.
+    pairs (each model against the next-ranked one), subsets (each one's rule, label, track count
+    and the bench_origin values of its tracks, ``origins``), subset_order and heat (per-subset
+    sanity rates and pass/fail), curves (per model: ROC points and F1 at thresholds 0.00 to
+    1.00 on its scored tracks), provenance and replaced.
     """
     runs = [load_run(d) for d in run_dirs]
     compatibility(runs)
@@ -351,6 +408,10 @@ def build_leaderboard(
         }
         for model in order
     }
+    origins = _origins(frame)
+    subsets = {
+        name: {**info, "origins": origins.get(name, [])} for name, info in sanity["subsets"].items()
+    }
     provenance = []
     for i, run in enumerate(runs):
         bench = run.run_json.get("bench") or {}
@@ -379,9 +440,10 @@ def build_leaderboard(
         "paper_bench": kind,
         "ranking": ranking,
         "pairs": pairs,
-        "subsets": sanity["subsets"],
+        "subsets": subsets,
         "subset_order": sanity["subset_order"],
         "heat": heat,
+        "curves": _curves(frame, order),
         "provenance": provenance,
         "replaced": replaced,
     }
@@ -546,9 +608,16 @@ def leaderboard_markdown(board: dict[str, Any]) -> str:
 
 
 def write_leaderboard(board: dict[str, Any], out_dir: str | Path) -> dict[str, Path]:
-    """Write ``leaderboard.md`` and ``leaderboard.json`` (canonical, byte-stable) into
-    `out_dir`; returns file name -> path."""
+    """Write ``leaderboard.md``, ``leaderboard.json`` and the self-contained
+    ``leaderboard.html`` (all byte-stable) into `out_dir`; returns file name -> path."""
+    # Imported here because leaderboard_html takes its constants from this module.
+    from artifactbench.leaderboard_html import leaderboard_html
+
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    texts = {"leaderboard.json": json_text(board), "leaderboard.md": leaderboard_markdown(board)}
+    texts = {
+        "leaderboard.json": json_text(board),
+        "leaderboard.md": leaderboard_markdown(board),
+        "leaderboard.html": leaderboard_html(board),
+    }
     return {name: write_text(out_dir / name, text) for name, text in texts.items()}

@@ -149,7 +149,7 @@ def test_same_model_twice_keeps_the_later_run(two_runs: tuple[Path, Path], tmp_p
 def test_rebuild_is_byte_identical(two_runs: tuple[Path, Path], tmp_path: Path) -> None:
     first = write_leaderboard(build_leaderboard(list(two_runs)), tmp_path / "a")
     second = write_leaderboard(build_leaderboard(list(two_runs)), tmp_path / "b")
-    assert sorted(first) == ["leaderboard.json", "leaderboard.md"]
+    assert sorted(first) == ["leaderboard.html", "leaderboard.json", "leaderboard.md"]
     for name, path in first.items():
         assert path.read_bytes() == second[name].read_bytes(), name
     assert json.loads(first["leaderboard.json"].read_text())["bench"] == "files"
@@ -230,6 +230,7 @@ def test_leaderboard_command(tmp_path: Path) -> None:
     done = cli("leaderboard", dirs[0], dirs[1], "--out", "board", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     board = json.loads((tmp_path / "board" / "leaderboard.json").read_text())
+    assert (tmp_path / "board" / "leaderboard.html").is_file()
     assert sorted(row["model"] for row in board["ranking"]) == ["counting", "fakeprint"]
     done = cli("leaderboard", dirs[0], dirs[2], cwd=tmp_path)
     assert done.returncode == 2 and "split differs" in done.stderr
