@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from artifactbench.benches import BenchOptions
     from artifactbench.benches.base import Bench
     from artifactbench.detectors.base import DetectorCard
-    from artifactbench.runner import ProgressHook, RunOptions
+    from artifactbench.runner import ProgressHook, RayOptions, RunOptions
     from artifactbench.transforms import Transform
 
 app = typer.Typer(
@@ -51,6 +51,11 @@ class Split(StrEnum):
     valid = "valid"
     test = "test"
     all = "all"
+
+
+class Engine(StrEnum):
+    local = "local"
+    ray = "ray"
 
 
 class Teacher(StrEnum):
@@ -153,11 +158,20 @@ def run(
         list[str] | None,
         typer.Option(help="also score a transformed variant, e.g. resample:16000 (repeatable)"),
     ] = None,
+    engine: Annotated[
+        Engine, typer.Option(help="local: this machine; ray: a Ray cluster (extra '.[ray]')")
+    ] = Engine.local,
+    address: Annotated[
+        str | None, typer.Option(help="Ray cluster to join, e.g. ray://head:10001 (default: local)")
+    ] = None,
+    num_cpus: Annotated[float, typer.Option(min=0.01, help="CPUs per Ray detector actor")] = 1.0,
+    num_gpus: Annotated[float, typer.Option(min=0.0, help="GPUs per Ray detector actor")] = 0.0,
 ) -> None:
     """Score a bench with detectors and write a run directory (the results contract)."""
     from artifactbench.benches import BenchOptions
     from artifactbench.runner import RunOptions
 
+    ray_options = _ray_options(engine, address, num_cpus, num_gpus, device)
     cards = _parse_models(models)
     chains = [[], *(_parse_chain(spec) for spec in transform or [])]
     bench_options = BenchOptions(tuple(audio_root or ()), protocol_split, revision)
@@ -166,8 +180,40 @@ def run(
         split=split.value, n_per_source=n_per_source, limit=limit, batch_size=batch_size,
         workers=workers, device=device, threshold=threshold, seed=seed, out=out_dir,
         strict=strict, weights=_weights_for(cards, weights), chains=chains,
+        engine=engine.value, ray=ray_options,
     )  # fmt: skip
     _execute(bench_obj, cards, options)
+
+
+def _ray_options(
+    engine: Engine, address: str | None, num_cpus: float, num_gpus: float, device: str
+) -> RayOptions:
+    """The Ray settings, refused when they cannot mean anything: Ray options on the local
+    engine, GPUs reserved for a CPU device or a CUDA device without a GPU per actor, or the
+    Ray engine without Ray installed."""
+    from artifactbench.detectors.base import Unavailable
+    from artifactbench.runner import RayOptions
+
+    ray_flags = address is not None or num_cpus != 1.0 or num_gpus != 0.0
+    if engine is Engine.local:
+        if ray_flags:
+            raise UsageProblem("--address, --num-cpus and --num-gpus need --engine ray")
+        return RayOptions()
+    on_cuda = device.startswith("cuda")
+    if on_cuda != (num_gpus > 0):
+        raise UsageProblem(
+            "--engine ray: give --device cuda together with --num-gpus > 0 (GPU actors), "
+            "or neither (CPU actors)"
+        )
+    if on_cuda and device != "cuda":
+        raise UsageProblem("--engine ray: use --device cuda; Ray assigns each actor its GPU")
+    from artifactbench.ray_engine import ray_module
+
+    try:
+        ray_module()
+    except Unavailable as exc:
+        raise UsageProblem(f"{exc} (fix: {exc.hint})") from exc
+    return RayOptions(address, num_cpus, num_gpus)
 
 
 @app.command()
@@ -228,6 +274,7 @@ def _parse_chain(spec: str) -> list[Transform]:
 def _execute(bench_obj: Bench, cards: list[DetectorCard], options: RunOptions) -> None:
     """Run with progress bars, report skipped models, print the summary and variant tables."""
     from artifactbench.detectors.base import Unavailable
+    from artifactbench.runner import EngineFailure
     from artifactbench.runner import run as run_bench
 
     split, limit = options.split, options.limit
@@ -248,6 +295,9 @@ def _execute(bench_obj: Bench, cards: list[DetectorCard], options: RunOptions) -
             result = run_bench(bench_obj, cards, options, _progress_hook(progress))
     except Unavailable as exc:
         raise UsageProblem(f"{exc} (fix: {exc.hint})") from exc
+    except EngineFailure as exc:
+        err.print(f"[red]error:[/red] {exc}; scores written so far are kept, rerun to resume")
+        raise typer.Exit(1) from exc
     for skip in result.skipped:
         reason = skip.reason.removeprefix(f"{skip.model}: ")
         err.print(f"[yellow]skipped {skip.model}:[/yellow] {reason}; fix: {skip.hint}")

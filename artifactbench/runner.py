@@ -49,6 +49,23 @@ PREDICTION_COLUMNS = (
 ORIGINAL = "original"
 
 
+ENGINES: tuple[str, ...] = ("local", "ray")
+
+
+@dataclass(frozen=True)
+class RayOptions:
+    """Where the Ray engine runs and what each detector actor asks the cluster for."""
+
+    address: str | None = None  # None: start a local cluster on this machine
+    num_cpus: float = 1.0  # per detector actor
+    num_gpus: float = 0.0  # per detector actor
+
+
+class EngineFailure(RuntimeError):
+    """The engine failed the run (a lost cluster node, an actor that could not load its
+    detector); every batch written before it stays in the store, so a rerun resumes."""
+
+
 @dataclass
 class RunOptions:
     split: str = "test"
@@ -64,6 +81,9 @@ class RunOptions:
     weights: dict[str, Path] = field(default_factory=dict)
     # Transform chains, each scored as its own variant of every track; the first is primary.
     chains: list[list[Transform]] = field(default_factory=lambda: [[]])
+    # "local": decode worker processes and in-process scoring; "ray": a Ray cluster.
+    engine: str = "local"
+    ray: RayOptions = field(default_factory=RayOptions)
 
 
 @dataclass
@@ -218,26 +238,34 @@ class _Scorer:
     def _score(
         self, detector: Detector, batch: list[tuple[str, np.ndarray]]
     ) -> list[tuple[str, ScoreRow]]:
-        """Score a batch; if it raises, score its tracks one by one so one bad track fails alone."""
-        start = time.perf_counter()
+        rows, calls = score_batch(detector, batch)
+        self.calls += calls
+        return rows
+
+
+def score_batch(
+    detector: Detector, batch: list[tuple[str, np.ndarray]]
+) -> tuple[list[tuple[str, ScoreRow]], int]:
+    """Score a batch; if it raises, score its tracks one by one so one bad track fails alone.
+
+    Returns a row per (audio sha256, view) and the number of detector calls made."""
+    start = time.perf_counter()
+    try:
+        probs = detector.score([view for _, view in batch])
+        per = (time.perf_counter() - start) / len(batch)
+        return [(sha, score_row(p, per)) for (sha, _), p in zip(batch, probs, strict=True)], 1
+    except Exception as exc:  # noqa: BLE001 - a model error is a recorded failure
+        if len(batch) == 1:
+            return [(batch[0][0], _inference_failure(exc))], 1
+    out = []
+    for sha, view in batch:
+        one = time.perf_counter()
         try:
-            self.calls += 1
-            probs = detector.score([view for _, view in batch])
-            per = (time.perf_counter() - start) / len(batch)
-            return [(sha, score_row(p, per)) for (sha, _), p in zip(batch, probs, strict=True)]
+            prob = detector.score([view])[0]
+            out.append((sha, score_row(prob, time.perf_counter() - one)))
         except Exception as exc:  # noqa: BLE001 - a model error is a recorded failure
-            if len(batch) == 1:
-                return [(batch[0][0], _inference_failure(exc))]
-        out = []
-        for sha, view in batch:
-            one = time.perf_counter()
-            try:
-                self.calls += 1
-                prob = detector.score([view])[0]
-                out.append((sha, score_row(prob, time.perf_counter() - one)))
-            except Exception as exc:  # noqa: BLE001 - a model error is a recorded failure
-                out.append((sha, _inference_failure(exc)))
-        return out
+            out.append((sha, _inference_failure(exc)))
+    return out, 1 + len(batch)
 
 
 def _inference_failure(exc: Exception) -> ScoreRow:
@@ -272,18 +300,25 @@ def protocol(chain: list[Transform] | None, seed: int = 0) -> str:
     return f"{DECODE_PROTOCOL}|transforms:{chain_hash(chain)}{seeded}"
 
 
-def score_tracks(
-    tracks: list[Track],
-    models: list[Detector],
-    store: ScoreStore,
-    options: RunOptions,
-    progress: ProgressHook = _no_progress,
-) -> tuple[dict[int, str], dict[int, Decoded], int]:
-    """Fill the store for every (model, track) pair not yet answered.
+@dataclass
+class ScorePlan:
+    """What a run still has to score, worked out from the store before any track is decoded.
 
-    Returns the audio sha256 of each track index, the resolve failures by index, and the number
-    of detector calls made.
-    """
+    `loaded` holds one entry per (variant, detector) pair, `done[j]` the audio each pair already
+    has an answer for, `shas` the tracks the store answers completely and `todo` the rest."""
+
+    specs: list[ViewSpec]
+    loaded: list[LoadedModel]
+    done: list[set[str]]
+    locators: dict[int, str]
+    shas: dict[int, str]
+    todo: list[tuple[int, Track]]
+
+
+def plan_scoring(
+    tracks: list[Track], models: list[Detector], store: ScoreStore, options: RunOptions
+) -> ScorePlan:
+    """Every (variant, detector) pair with its view, and the tracks the store leaves to do."""
     specs: list[ViewSpec] = []
     loaded = []
     for det in models:
@@ -304,32 +339,57 @@ def score_tracks(
             shas[i] = sha
         else:
             todo.append((i, track))
-    advance = progress("scoring", len(todo))
+    return ScorePlan(specs, loaded, done, locators, shas, todo)
+
+
+def variant_failure(decoded: Decoded, variant: int) -> ScoreRow | None:
+    """The failure row of one variant of a decoded track, or None when its views exist."""
+    if not decoded.variants:
+        return ScoreRow(None, "failed", decoded.stage, decoded.error, decoded.seconds)
+    chosen = decoded.variants[variant]
+    if chosen.views is None:
+        return ScoreRow(None, "failed", chosen.stage, chosen.error, chosen.seconds)
+    return None
+
+
+def score_tracks(
+    tracks: list[Track],
+    models: list[Detector],
+    store: ScoreStore,
+    options: RunOptions,
+    progress: ProgressHook = _no_progress,
+) -> tuple[dict[int, str], dict[int, Decoded], int]:
+    """Fill the store for every (model, track) pair not yet answered, on this machine.
+
+    Returns the audio sha256 of each track index, the resolve failures by index, and the number
+    of detector calls made.
+    """
+    plan = plan_scoring(tracks, models, store, options)
+    loaded, done, shas = plan.loaded, plan.done, plan.shas
+    advance = progress("scoring", len(plan.todo))
     scorer = _Scorer(loaded, store, options.batch_size)
     resolve_failures: dict[int, Decoded] = {}
-    chains = options.chains
-    for decoded in decode_stream(todo, specs, options.workers, chains=chains, seed=options.seed):
+    decoded_stream = decode_stream(
+        plan.todo, plan.specs, options.workers, chains=options.chains, seed=options.seed
+    )
+    for decoded in decoded_stream:
         advance(1)
         if decoded.audio_sha256 is None:
             resolve_failures[decoded.index] = decoded
             continue
         sha = decoded.audio_sha256
         shas[decoded.index] = sha
-        scorer.remember(locators[decoded.index], sha)
+        scorer.remember(plan.locators[decoded.index], sha)
         needs = [j for j, d in enumerate(done) if sha not in d]
         for j in needs:
             done[j].add(sha)
-        if not decoded.variants:
-            row = ScoreRow(None, "failed", decoded.stage, decoded.error, decoded.seconds)
-            scorer.fail([(loaded[j].key, sha, row) for j in needs])
-            continue
         for j in needs:
-            variant = decoded.variants[loaded[j].variant]
-            if variant.views is None:
-                row = ScoreRow(None, "failed", variant.stage, variant.error, variant.seconds)
-                scorer.fail([(loaded[j].key, sha, row)])
+            failure = variant_failure(decoded, loaded[j].variant)
+            if failure is not None:
+                scorer.fail([(loaded[j].key, sha, failure)])
             else:
-                scorer.add(j, sha, variant.views[loaded[j].view_index])
+                views = decoded.variants[loaded[j].variant].views
+                scorer.add(j, sha, views[loaded[j].view_index])  # type: ignore[index]
     scorer.flush_all()
     return shas, resolve_failures, scorer.calls
 
@@ -404,6 +464,14 @@ def new_run_dir(out: Path, bench: str, split: str) -> Path:
     return run_dir
 
 
+def _engine_record(options: RunOptions) -> dict[str, Any]:
+    if options.engine != "ray":
+        return {"name": options.engine}
+    ray = options.ray
+    return {"name": "ray", "address": ray.address or "local", "num_cpus_per_actor": ray.num_cpus,
+            "num_gpus_per_actor": ray.num_gpus}  # fmt: skip
+
+
 def _git_revision() -> str | None:
     try:
         out = subprocess.run(
@@ -445,7 +513,14 @@ def run(
     models, skipped = load_models(cards, bench, options, progress)
     run_dir = new_run_dir(options.out, bench.name, options.split)
     with ScoreStore(store_path or options.out / "scores.sqlite") as store:
-        shas, resolve_failures, calls = score_tracks(tracks, models, store, options, progress)
+        if options.engine == "ray":
+            from artifactbench import ray_engine
+
+            shas, resolve_failures, calls = ray_engine.score_tracks(
+                bench, tracks, models, store, options, progress
+            )
+        else:
+            shas, resolve_failures, calls = score_tracks(tracks, models, store, options, progress)
         rows = predictions_table(
             tracks, models, store, shas, resolve_failures, options.chains, options.seed
         )
@@ -471,6 +546,7 @@ def run(
         "device": options.device,
         "batch_size": options.batch_size,
         "workers": options.workers,
+        "engine": _engine_record(options),
         "cohort": {"n_per_source": options.n_per_source, "seed": options.seed},
         "limit": {"requested": options.limit, "original": len(selected), "effective": len(tracks)},
         "decode_protocol": DECODE_PROTOCOL,
