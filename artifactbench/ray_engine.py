@@ -237,12 +237,17 @@ def score_tracks(
 
 
 def _first_line(exc: BaseException) -> str:
-    """The root cause of a Ray error in one line (Ray wraps it in its own traceback text)."""
-    cause: BaseException = exc
-    while cause.__cause__ is not None:
-        cause = cause.__cause__
-    lines = [line for line in str(cause).splitlines() if line.strip()]
-    return (lines[-1] if lines else type(cause).__name__)[:300]
+    """The root cause of a Ray error in one line: the last line of the deepest exception in the
+    chain that says anything (Ray wraps the actor's traceback in its own, and may chain an empty
+    system exception below it)."""
+    found = type(exc).__name__
+    link: BaseException | None = exc
+    while link is not None:
+        lines = [line.strip() for line in str(link).splitlines() if line.strip()]
+        if lines:
+            found = lines[-1]
+        link = link.__cause__
+    return found[:300]
 
 
 def connect(ray: Any, ray_options: RayOptions, n_models: int) -> None:

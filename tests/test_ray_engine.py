@@ -8,6 +8,7 @@ import json
 import pickle
 import shutil
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,7 @@ from artifactbench.cli import main
 from artifactbench.decoding import Decoded, Variant
 from artifactbench.detectors.base import Unavailable
 from artifactbench.detectors.registry import resolve_models
-from artifactbench.runner import RayOptions, RunOptions, run, score_key
+from artifactbench.runner import EngineFailure, RayOptions, RunOptions, run, score_key
 from artifactbench.store import ScoreKey
 from artifactbench.transforms import parse_transforms
 from tests.conftest import make_file_bench
@@ -193,11 +194,40 @@ def test_ray_options_that_mean_nothing_exit_2(
     assert message in error and len(error.strip().splitlines()) == 1
 
 
+def _chain(*messages: str) -> BaseException:
+    """An exception whose cause chain carries these messages, outermost first."""
+    cause: BaseException | None = None
+    for message in reversed(messages):
+        link = RuntimeError(message)
+        link.__cause__ = cause
+        cause = link
+    assert cause is not None
+    return cause
+
+
 def test_first_line_digs_out_the_root_cause() -> None:
-    try:
-        try:
-            raise ValueError("weights differ\nsecond line")
-        except ValueError as inner:
-            raise RuntimeError("wrapper\ntraceback text\nActorDiedError: boom") from inner
-    except RuntimeError as exc:
-        assert ray_engine._first_line(exc) == "second line"
+    wrapped = _chain(
+        "the run failed", "Traceback ...\n  File x\nRuntimeError: checkpoint is corrupt", ""
+    )
+    assert ray_engine._first_line(wrapped) == "RuntimeError: checkpoint is corrupt"
+    assert ray_engine._first_line(_chain("outer", "inner\nlast line")) == "last line"
+    assert ray_engine._first_line(_chain("")) == "RuntimeError"
+
+
+@pytest.mark.slow
+def test_an_actor_that_cannot_load_stops_the_run_in_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The driver loads the detector, then the node's copy breaks: the run stops with the
+    actor's own reason instead of hanging on a pool that never starts."""
+    bench = make_file_bench(tmp_path / "audio")
+
+    def break_weights_on_the_nodes(label: str, total: int) -> Callable[[int], None]:
+        if label.startswith("scoring"):  # after the driver's load, before the cluster starts
+            monkeypatch.setenv("COUNTING_BROKEN", "1")
+        return lambda n: None
+
+    options = _options(tmp_path / "runs", "ray", split="all")
+    with pytest.raises(EngineFailure, match=r"^the Ray engine stopped: .*checkpoint is corrupt$"):
+        run(bench, resolve_models("counting"), options, break_weights_on_the_nodes)
+    assert not ray.is_initialized()
