@@ -162,7 +162,8 @@ def run(
         Engine, typer.Option(help="local: this machine; ray: a Ray cluster (extra '.[ray]')")
     ] = Engine.local,
     address: Annotated[
-        str | None, typer.Option(help="Ray cluster to join, e.g. ray://head:10001 (default: local)")
+        str | None,
+        typer.Option(help="Ray cluster to join: auto | HEAD:6379 (default: a local one)"),
     ] = None,
     num_cpus: Annotated[float, typer.Option(min=0.01, help="CPUs per Ray detector actor")] = 1.0,
     num_gpus: Annotated[float, typer.Option(min=0.0, help="GPUs per Ray detector actor")] = 0.0,

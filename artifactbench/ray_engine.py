@@ -95,7 +95,9 @@ def _no_examples() -> Iterator[tuple[np.ndarray, str]]:
 class DetectorActor:
     """One model load per actor; scores every job's views in batches of `batch_size`."""
 
-    def __init__(self, load: ActorLoad, jobs: list[ActorJob], batch_size: int) -> None:
+    def __init__(
+        self, load: ActorLoad, jobs: list[ActorJob], batch_size: int, last: bool = False
+    ) -> None:
         plan = None
         if load.fit_bytes is not None and load.fit_name is not None:
             path = Path(tempfile.mkdtemp(prefix="artifactbench-fit-")) / load.fit_name
@@ -112,6 +114,7 @@ class DetectorActor:
             )
         self.jobs = jobs
         self.batch_size = batch_size
+        self.last = last  # the last pool drops the views: the driver needs only the answers
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         decoded: list[Decoded] = [pickle.loads(blob) for blob in batch["payload"]]
@@ -135,7 +138,7 @@ class DetectorActor:
                 calls += n
                 for (row, _, _), (_, answer) in zip(part, scored, strict=True):
                     answers[row].append((job.slot, answer))
-        out = dict(batch)
+        out = {k: v for k, v in batch.items() if not (self.last and k == "payload")}
         out[f"answers_{self.detector.card.id}"] = _objects([pickle.dumps(a) for a in answers])
         out[f"calls_{self.detector.card.id}"] = np.array(
             [calls] + [0] * (len(decoded) - 1), dtype=np.int64
@@ -163,6 +166,8 @@ def decode_block(
     ]
     return {
         "index": np.array([d.index for d in rows], dtype=np.int64),
+        "sha": _objects([d.audio_sha256 or "" for d in rows]),  # "": the bytes were not found
+        "error": _objects([d.error or "" for d in rows]),
         "payload": _objects([pickle.dumps(d) for d in rows]),
     }
 
@@ -212,15 +217,15 @@ def score_tracks(
         for batch in dataset.iter_batches(batch_size=options.batch_size, batch_format="numpy"):
             results: list[tuple[ScoreKey, str, ScoreRow]] = []
             seen: list[tuple[str, str]] = []
-            for row, blob in enumerate(batch["payload"]):
-                decoded: Decoded = pickle.loads(blob)
+            for row, (index, sha) in enumerate(zip(batch["index"], batch["sha"], strict=True)):
+                index = int(index)
                 advance(1)
-                if decoded.audio_sha256 is None:
-                    resolve_failures[decoded.index] = decoded
+                if not sha:
+                    error = str(batch["error"][row])
+                    resolve_failures[index] = Decoded(index, None, None, "resolve", error)
                     continue
-                sha = decoded.audio_sha256
-                shas[decoded.index] = sha
-                seen.append((plan.locators[decoded.index], sha))
+                shas[index] = sha
+                seen.append((plan.locators[index], sha))
                 for model in models:
                     for slot, answer in pickle.loads(batch[f"answers_{model.card.id}"][row]):
                         if sha not in done[slot]:  # audio met twice in this run: first answer
@@ -300,7 +305,7 @@ def _pipeline(
         memory=DECODE_MEMORY,
     )  # fmt: skip
     size = pool_size(ray, options.ray)
-    for model in models:
+    for n, model in enumerate(models, start=1):
         jobs = [
             ActorJob(slot, m.variant, m.view_index, m.key, frozenset(plan.done[slot]))
             for slot, m in enumerate(plan.loaded)
@@ -309,7 +314,7 @@ def _pipeline(
         dataset = dataset.map_batches(
             DetectorActor,
             fn_constructor_kwargs={"load": _actor_load(model.card, bench, options), "jobs": jobs,
-                                   "batch_size": options.batch_size},
+                                   "batch_size": options.batch_size, "last": n == len(models)},
             batch_size=options.batch_size,
             compute=ray.data.ActorPoolStrategy(min_size=1, max_size=size),
             num_cpus=options.ray.num_cpus,

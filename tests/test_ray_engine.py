@@ -120,7 +120,7 @@ def _actor(tmp_path: Path, done: frozenset[str] = frozenset()) -> ray_engine.Det
     det = backend(card).load(card, None, LoadContext())
     key = score_key(det)
     job = ray_engine.ActorJob(slot=5, variant=0, view_index=0, key=key, done=done)
-    return ray_engine.DetectorActor(load, [job], batch_size=2)
+    return ray_engine.DetectorActor(load, [job], batch_size=2, last=True)
 
 
 def test_actor_answers_only_what_the_store_lacks_and_records_failures(tmp_path: Path) -> None:
@@ -144,6 +144,7 @@ def test_actor_answers_only_what_the_store_lacks_and_records_failures(tmp_path: 
     assert {a[0][1].status for i, a in enumerate(answers) if i in (0, 4, 5)} == {"scored"}
     # Three views in batches of two: two detector calls, counted once for the batch.
     assert out["calls_counting"].tolist() == [2, 0, 0, 0, 0, 0]
+    assert "payload" not in out  # the last pool sends the driver answers, not views
 
 
 def test_actor_refuses_weights_that_differ_from_the_drivers(tmp_path: Path) -> None:

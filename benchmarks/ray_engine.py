@@ -1,0 +1,130 @@
+"""Local engine versus the Ray engine on this machine, and an estimate for N machines.
+
+    python benchmarks/ray_engine.py [--models fakeprint,artifactnet-open-demo] [--limit 48]
+
+Both engines score the same seeded sample of the demo bench's test split into empty stores.
+Then the per-track costs are measured on one core each (decode, and every model at one thread,
+as a Ray actor with --num-cpus 1 runs it), and the throughput of a cluster of N machines is
+estimated from them: every track costs its decode plus each model's inference in core-seconds,
+so N machines of C cores finish about N * C / (decode + sum of models) tracks a second, less
+the driver's share and the fixed cluster start. That is an estimate, not a measurement.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from artifactbench import ray_engine
+from artifactbench.audio import DecodeLimits
+from artifactbench.benches import open_bench
+from artifactbench.decoding import decode_track
+from artifactbench.detectors.registry import resolve_models
+from artifactbench.runner import RayOptions, RunOptions, limit_tracks, load_models, run
+from artifactbench.store import ScoreKey, ScoreRow, ScoreStore
+
+SONICS_TEST_TRACKS = 23_288
+
+
+def one_core_costs(
+    bench: object, cards: list, tracks: list, options: RunOptions
+) -> tuple[float, dict[str, float], float]:
+    """Seconds per track to decode and to score with each model at one thread, and the views'
+    megabytes per track (what travels from a decode task to the actors)."""
+    import torch
+
+    torch.set_num_threads(1)
+    detectors, _ = load_models(cards, bench, options)  # type: ignore[arg-type]
+    specs = list(dict.fromkeys(d.card.view for d in detectors))
+    start = time.perf_counter()
+    decoded = [decode_track(i, t, specs, DecodeLimits()) for i, t in enumerate(tracks)]
+    decode_s = (time.perf_counter() - start) / len(tracks)
+    views = [d.views for d in decoded if d.views is not None]
+    megabytes = float(np.mean([sum(v.nbytes for v in vs) for vs in views])) / 1e6
+    model_s = {}
+    for det in detectors:
+        index = specs.index(det.card.view)
+        start = time.perf_counter()
+        for i in range(0, len(views), options.batch_size):
+            det.score([vs[index] for vs in views[i : i + options.batch_size]])
+        model_s[det.card.id] = (time.perf_counter() - start) / len(views)
+    torch.set_num_threads(os.cpu_count() or 1)
+    return decode_s, model_s, megabytes
+
+
+def store_rows_per_second(path: Path, n: int = 20_000, batch: int = 16) -> float:
+    """How fast the driver commits answers, batch by batch: the one serial step of a cluster run."""
+    key = ScoreKey("bench", "w", "p")
+    row = ScoreRow(0.5, "scored", None, None, 0.01)
+    with ScoreStore(path) as store:
+        start = time.perf_counter()
+        for i in range(0, n, batch):
+            store.write([(key, f"{j:064d}", row) for j in range(i, i + batch)])
+        return n / (time.perf_counter() - start)
+
+
+def cluster_start_seconds() -> float:
+    ray = ray_engine.ray_module()
+    start = time.perf_counter()
+    ray_engine.connect(ray, RayOptions(), n_models=2)
+    ray.shutdown()
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", default="fakeprint,artifactnet-open-demo")
+    parser.add_argument("--limit", type=int, default=48)
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--cores-per-machine", type=int, default=os.cpu_count() or 2)
+    args = parser.parse_args()
+
+    bench = open_bench("demo")
+    cards = resolve_models(args.models)
+    tracks = limit_tracks(bench.select("test"), args.limit, 0)
+    cores = os.cpu_count() or 1
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        common = {"limit": args.limit, "batch_size": args.batch_size}
+        warm = RunOptions(out=root / "warm", workers=0, limit=1)
+        run(bench, cards, warm)  # fits bench-fitted models once, so neither engine pays for it
+        local = run(bench, cards, RunOptions(out=root / "local", workers=max(1, cores - 1),
+                                             **common))  # fmt: skip
+        on_ray = run(bench, cards, RunOptions(out=root / "ray", engine="ray", **common))
+        start_s = cluster_start_seconds()
+        decode_s, model_s, megabytes = one_core_costs(bench, cards, tracks, warm)
+        rows_s = store_rows_per_second(root / "store.sqlite")
+
+    n = len(tracks)
+    print(f"demo test split, {n} tracks, models: {args.models}; {cores} cores\n")
+    print("| engine | wall | tracks/s | detector calls |\n| --- | --- | --- | --- |")
+    for name, result in (("local", local), ("ray (local cluster)", on_ray)):
+        print(f"| {name} | {result.seconds:.1f} s | {n / result.seconds:.2f} | "
+              f"{result.detector_calls} |")  # fmt: skip
+    print(f"\nRay cluster start and shutdown alone: {start_s:.1f} s")
+    per_track = decode_s + sum(model_s.values())
+    print("\nper-track cost at one thread (core-seconds):")
+    print(f"  decode: {decode_s * 1000:.0f} ms; views sent to the actors: {megabytes:.1f} MB")
+    for model, seconds in model_s.items():
+        print(f"  {model}: {seconds * 1000:.0f} ms")
+    print(f"  sum: {per_track * 1000:.0f} ms; driver commits {rows_s:,.0f} answers/s")
+
+    cpm = args.cores_per_machine
+    print(f"\nestimate, machines of {cpm} cores (CPU actors, --num-cpus 1):")
+    print("| machines | cores | tracks/s (estimate) | SONICS test split (23,288 tracks) |")
+    print("| --- | --- | --- | --- |")
+    rows_per_track = len(cards)
+    for machines in (1, 2, 4, 8, 16, 32):
+        compute = machines * cpm / per_track
+        rate = min(compute, rows_s / rows_per_track)
+        hours = (SONICS_TEST_TRACKS / rate + start_s) / 3600
+        print(f"| {machines} | {machines * cpm} | {rate:.1f} | {hours:.2f} h |")
+
+
+if __name__ == "__main__":
+    main()
