@@ -31,10 +31,8 @@ def _run(bench: Bench, models: str, out: Path, **kw: object) -> Path:
     return run(bench, resolve_models(models), options).run_dir
 
 
-@pytest.fixture(scope="module")
-def two_runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """A counting run and a fakeprint run on the same bench, into one store."""
-    root = tmp_path_factory.mktemp("board")
+def make_two_runs(root: Path) -> tuple[Path, Path]:
+    """A counting run and a fakeprint run on the same bench, into one store under `root`."""
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("ARTIFACTBENCH_CACHE", str(root / "cache"))
         mp.delenv("ARTIFACTBENCH_DEMUCS", raising=False)
@@ -44,6 +42,11 @@ def two_runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
         counting = _run(bench, "counting", root / "runs")
         fakeprint = _run(bench, "fakeprint", root / "runs")
     return counting, fakeprint
+
+
+@pytest.fixture(scope="module")
+def two_runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    return make_two_runs(tmp_path_factory.mktemp("board"))
 
 
 def _copy_with(src: Path, dst: Path, **changes: object) -> Path:

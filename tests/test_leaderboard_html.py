@@ -37,8 +37,7 @@ from artifactbench.leaderboard import (
 from artifactbench.leaderboard_html import leaderboard_html, subset_groups
 from artifactbench.metrics import as_positive
 from artifactbench.reports.data import canonical
-from tests.conftest import PLUGINS, make_file_bench
-from tests.test_leaderboard import _run
+from tests.test_leaderboard import make_two_runs
 
 CHROMIUM = next(
     (p for p in map(shutil.which, ("chromium", "chromium-browser", "google-chrome")) if p), None
@@ -52,15 +51,8 @@ _DATA = re.compile(
 def board(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """The board of a counting run and a fakeprint run on one bench (as test_leaderboard's
     ``two_runs``), with few resamples: the page does not depend on their number."""
-    root = tmp_path_factory.mktemp("board_html")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("ARTIFACTBENCH_CACHE", str(root / "cache"))
-        mp.delenv("ARTIFACTBENCH_DEMUCS", raising=False)
-        mp.setenv("ARTIFACTBENCH_CARDS", str(PLUGINS / "cards"))
-        mp.syspath_prepend(str(PLUGINS))
-        bench = make_file_bench(root / "audio")
-        runs = [_run(bench, model, root / "runs") for model in ("counting", "fakeprint")]
-    return build_leaderboard(runs, resamples=200)
+    runs = make_two_runs(tmp_path_factory.mktemp("board_html"))
+    return build_leaderboard(list(runs), resamples=200)
 
 
 def _embedded(html: str) -> dict[str, Any]:
