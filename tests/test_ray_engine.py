@@ -238,3 +238,22 @@ def test_an_actor_that_cannot_load_stops_the_run_in_one_line(
     with pytest.raises(EngineFailure, match=r"^the Ray engine stopped: .*checkpoint is corrupt$"):
         run(bench, resolve_models("counting"), options, break_weights_on_the_nodes)
     assert not ray.is_initialized()
+
+
+@pytest.mark.slow
+def test_cli_run_on_ray_then_sanity_reads_it_like_a_local_run(tmp_path: Path) -> None:
+    """The command a user types: a local Ray cluster, the summary, and a run directory that
+    `sanity` reads."""
+    from tests.test_cli import cli, folder_bench
+
+    bench = folder_bench(tmp_path / "bench")
+    args = ["run", "--bench", f"folder:{bench}", "--models", "counting", "--split", "all",
+            "--engine", "ray", "--num-cpus", "0.5"]  # fmt: skip
+    done = cli(*args, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "FAIL / N" in done.stdout and "scoring (ray)" in done.stderr
+    run_dir = tmp_path / done.stdout.strip().splitlines()[-1].split(": ", 1)[1]
+    engine = json.loads((run_dir / "run.json").read_text())["engine"]
+    assert engine["name"] == "ray" and engine["num_cpus_per_actor"] == 0.5
+    sanity = cli("sanity", str(run_dir), cwd=tmp_path)
+    assert sanity.returncode == 0 and "real_tones" in sanity.stdout
