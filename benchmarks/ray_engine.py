@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from artifactbench import ray_engine
 from artifactbench.audio import DecodeLimits
@@ -69,6 +70,19 @@ def store_rows_per_second(path: Path, n: int = 20_000, batch: int = 16) -> float
         return n / (time.perf_counter() - start)
 
 
+def compare(local_dir: Path, ray_dir: Path) -> str:
+    """How far the Ray run's predictions are from the local run's, track for track."""
+    keys = ["model", "variant", "track_id"]
+    a = pd.read_parquet(local_dir / "predictions.parquet").set_index(keys).sort_index()
+    b = pd.read_parquet(ray_dir / "predictions.parquet").set_index(keys).sort_index()
+    if not a.index.equals(b.index):
+        return "different track sets"
+    gap = float(np.nanmax(np.abs(a["prob"].to_numpy() - b["prob"].to_numpy()), initial=0.0))
+    verdicts = int(((a["prob"] >= 0.5) != (b["prob"] >= 0.5)).sum())
+    statuses = int((a["status"] != b["status"]).sum())
+    return f"max |P(AI) difference| {gap:.2e}, verdicts differing {verdicts}, statuses {statuses}"
+
+
 def cluster_start_seconds() -> float:
     ray = ray_engine.ray_module()
     start = time.perf_counter()
@@ -84,6 +98,9 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--cores-per-machine", type=int, default=os.cpu_count() or 2)
     parser.add_argument("--network-gbit", type=float, default=10.0, help="link per machine")
+    parser.add_argument("--cost-tracks", type=int, default=48, help="tracks timed one by one")
+    parser.add_argument("--device", default="cpu", help="cpu | cuda (then give --num-gpus)")
+    parser.add_argument("--num-gpus", type=float, default=0.0, help="GPUs per Ray actor")
     args = parser.parse_args()
 
     bench = open_bench("demo")
@@ -92,14 +109,17 @@ def main() -> None:
     cores = os.cpu_count() or 1
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        common = {"limit": args.limit, "batch_size": args.batch_size}
-        warm = RunOptions(out=root / "warm", workers=0, limit=1)
+        common = {"limit": args.limit, "batch_size": args.batch_size, "device": args.device}
+        warm = RunOptions(out=root / "warm", workers=0, limit=1, device=args.device)
         run(bench, cards, warm)  # fits bench-fitted models once, so neither engine pays for it
         local = run(bench, cards, RunOptions(out=root / "local", workers=max(1, cores - 1),
                                              **common))  # fmt: skip
-        on_ray = run(bench, cards, RunOptions(out=root / "ray", engine="ray", **common))
+        actors = RayOptions(num_gpus=args.num_gpus)
+        on_ray = run(bench, cards, RunOptions(out=root / "ray", engine="ray", ray=actors, **common))
+        disagreement = compare(local.run_dir, on_ray.run_dir)
         start_s = cluster_start_seconds()
-        decode_s, model_s, megabytes = one_core_costs(bench, cards, tracks, warm)
+        timed = tracks[: args.cost_tracks]
+        decode_s, model_s, megabytes = one_core_costs(bench, cards, timed, warm)
         rows_s = store_rows_per_second(root / "store.sqlite")
 
     n = len(tracks)
@@ -108,14 +128,18 @@ def main() -> None:
     for name, result in (("local", local), ("ray (local cluster)", on_ray)):
         print(f"| {name} | {result.seconds:.1f} s | {n / result.seconds:.2f} | "
               f"{result.detector_calls} |")  # fmt: skip
-    print(f"\nRay cluster start and shutdown alone: {start_s:.1f} s")
+    print(f"\nRay versus local, same tracks: {disagreement}")
+    print(f"Ray cluster start and shutdown alone: {start_s:.1f} s")
     per_track = decode_s + sum(model_s.values())
-    print("\nper-track cost at one thread (core-seconds):")
+    where = "at one thread" if args.device == "cpu" else f"on {args.device}"
+    print(f"\nper-track cost {where}, over {len(timed)} tracks (seconds of one core or device):")
     print(f"  decode: {decode_s * 1000:.0f} ms; views sent to the actors: {megabytes:.1f} MB")
     for model, seconds in model_s.items():
         print(f"  {model}: {seconds * 1000:.0f} ms")
     print(f"  sum: {per_track * 1000:.0f} ms; driver commits {rows_s:,.0f} answers/s")
 
+    if args.device != "cpu":
+        return  # the estimate below is for CPU actors
     cpm = args.cores_per_machine
     # Decoded views go from a decode task to each pool in turn: in the worst case every hop
     # crosses the network, so each machine's link carries megabytes x pools per track it scores.
