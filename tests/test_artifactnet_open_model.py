@@ -198,3 +198,19 @@ def test_onnx_export_matches_torch(tmp_path) -> None:
     (got,) = session.run(None, {"audio": audio.numpy()})
     assert got.shape == (3,)
     np.testing.assert_allclose(got, expected, rtol=0, atol=1e-4)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_shipped_model_scores_the_same_on_cuda_as_on_cpu() -> None:
+    """Every tensor the front end makes lives on its input's device, and the scores agree."""
+    from artifactbench.detectors.base import LoadContext
+    from artifactbench.detectors.registry import backend, resolve_models
+
+    card = resolve_models("artifactnet-open-demo")[0]
+    rng = np.random.default_rng(0)
+    width = card.view.rate * card.view.seconds
+    views = [(0.1 * rng.standard_normal((card.view.n_chunks, width))).astype(np.float32)
+             for _ in range(3)]  # fmt: skip
+    on = {d: backend(card).load(card, None, LoadContext(device=d)).score(views)
+          for d in ("cpu", "cuda")}  # fmt: skip
+    assert np.allclose(on["cpu"], on["cuda"], atol=1e-4)

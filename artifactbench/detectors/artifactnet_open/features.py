@@ -68,12 +68,13 @@ def mel_filterbank(sample_rate: int, n_fft: int, n_mels: int) -> np.ndarray:
     return weights.astype(np.float32)
 
 
-def _symmetric_index(length: int, pad: int) -> Tensor:
-    """Indices that pad an axis by mirroring with the edge repeated (scipy's 'reflect' mode)."""
+def _symmetric_index(length: int, pad: int, device: torch.device) -> Tensor:
+    """Indices that pad an axis by mirroring with the edge repeated (scipy's 'reflect' mode),
+    on the device of the tensor they index."""
     period = 2 * length
     idx = np.mod(np.arange(-pad, length + pad), period)
     idx = np.where(idx >= length, period - 1 - idx, idx)
-    return torch.tensor(idx, dtype=torch.long)
+    return torch.tensor(idx, dtype=torch.long, device=device)
 
 
 def median_filter(x: Tensor, kernel: int, dim: int) -> Tensor:
@@ -89,7 +90,7 @@ def median_filter(x: Tensor, kernel: int, dim: int) -> Tensor:
     pad = kernel // 2
     x = x.transpose(dim, -1)
     length = int(x.shape[-1])
-    padded = torch.index_select(x, -1, _symmetric_index(length, pad))
+    padded = torch.index_select(x, -1, _symmetric_index(length, pad, x.device))
     if not torch.onnx.is_in_onnx_export():
         return padded.unfold(-1, kernel, 1).median(dim=-1).values.transpose(dim, -1)
     windows = torch.stack([padded[..., i : i + length] for i in range(kernel)], dim=-1)
