@@ -54,6 +54,8 @@ class Split(StrEnum):
 
 
 class Engine(StrEnum):
+    """runner.ENGINES, as choices the command line can list."""
+
     local = "local"
     ray = "ray"
 

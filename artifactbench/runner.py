@@ -49,6 +49,7 @@ PREDICTION_COLUMNS = (
 ORIGINAL = "original"
 
 
+# Where scoring runs: decode worker processes and this process, or a Ray cluster.
 ENGINES: tuple[str, ...] = ("local", "ray")
 
 
@@ -81,8 +82,7 @@ class RunOptions:
     weights: dict[str, Path] = field(default_factory=dict)
     # Transform chains, each scored as its own variant of every track; the first is primary.
     chains: list[list[Transform]] = field(default_factory=lambda: [[]])
-    # "local": decode worker processes and in-process scoring; "ray": a Ray cluster.
-    engine: str = "local"
+    engine: str = "local"  # one of ENGINES
     ray: RayOptions = field(default_factory=RayOptions)
 
 
@@ -505,6 +505,8 @@ def run(
     """Run the benchmark and leave every file of the results contract in a new run directory."""
     from artifactbench.reports import write_reports
 
+    if options.engine not in ENGINES:
+        raise ValueError(f"unknown engine {options.engine!r}; choose from: {', '.join(ENGINES)}")
     started = time.perf_counter()
     selected = bench.select(options.split)
     if options.n_per_source is not None:

@@ -257,3 +257,10 @@ def test_cli_run_on_ray_then_sanity_reads_it_like_a_local_run(tmp_path: Path) ->
     assert engine["name"] == "ray" and engine["num_cpus_per_actor"] == 0.5
     sanity = cli("sanity", str(run_dir), cwd=tmp_path)
     assert sanity.returncode == 0 and "real_tones" in sanity.stdout
+
+
+def test_an_unknown_engine_is_refused_before_any_work(tmp_path: Path) -> None:
+    bench = make_file_bench(tmp_path / "audio")
+    with pytest.raises(ValueError, match="unknown engine 'spark'; choose from: local, ray"):
+        run(bench, resolve_models("counting"), _options(tmp_path / "runs", "spark"))
+    assert not (tmp_path / "runs").exists()
