@@ -18,7 +18,7 @@ from typing import Any
 
 from artifactbench.leaderboard import FAIL_MARK, _p
 from artifactbench.reports.data import canonical
-from artifactbench.reports.paper import RUNNER
+from artifactbench.reports.paper import ARTIFACTBENCH, RUNNER
 from artifactbench.reports.tables import MISSING, fmt
 
 __all__ = [
@@ -41,7 +41,7 @@ GROUPS: tuple[tuple[str, str, str], ...] = (
     ),
 )
 # ArtifactBench's bench_origin=test is its zero-shot partition; other benches declare none.
-ZERO_SHOT_BENCH = "artifactbench"
+ZERO_SHOT_BENCH = ARTIFACTBENCH
 ZERO_SHOT_ORIGIN = "test"
 
 _PARAMS = re.compile(r"^\s*[~≈]?\s*(\d+(?:\.\d+)?)\s*([kKmMbBgG]?)(?![A-Za-z])")
