@@ -21,8 +21,8 @@ from artifactbench.benches.base import Bench, Track
 from artifactbench.benches.demo import load_demo_bench
 from artifactbench.cli import main
 from artifactbench.decoding import Decoded, Variant
-from artifactbench.detectors.base import Unavailable
-from artifactbench.detectors.registry import resolve_models
+from artifactbench.detectors.base import LoadContext, Unavailable
+from artifactbench.detectors.registry import backend, resolve_models
 from artifactbench.runner import EngineFailure, RayOptions, RunOptions, run, score_key
 from artifactbench.store import ScoreKey
 from artifactbench.transforms import parse_transforms
@@ -72,7 +72,7 @@ def test_demo_bench_on_ray_equals_the_local_engine_track_for_track(tmp_path: Pat
 
 def _bench_with_duplicate(root: Path) -> Bench:
     """The file bench (broken and missing files included) plus one track repeating another's
-    bytes under a new name, which must be scored once."""
+    bytes under a new name: one audio sha256, so one answer in the store for both."""
     bench = make_file_bench(root)
     first = next(t for t in bench.tracks if t.track_id == "ai1.flac")
     copy = root / "ai1-again.flac"
@@ -117,20 +117,17 @@ def _decoded(index: int, sha: str | None, views: list[np.ndarray] | None, **kw: 
     return Decoded(index, sha, views, variants=variants, **kw)
 
 
-def _actor(tmp_path: Path, done: frozenset[str] = frozenset()) -> ray_engine.DetectorActor:
+def _actor(done: frozenset[str] = frozenset()) -> ray_engine.DetectorActor:
+    """The counting detector's last-pool actor, answering one job keyed as the driver keys it."""
     card = resolve_models("counting")[0]
     load = ray_engine.ActorLoad(card, None, "cpu", 0)
-    from artifactbench.detectors.base import LoadContext
-    from artifactbench.detectors.registry import backend
-
-    det = backend(card).load(card, None, LoadContext())
-    key = score_key(det)
+    key = score_key(backend(card).load(card, None, LoadContext()))
     job = ray_engine.ActorJob(slot=5, variant=0, view_index=0, key=key, done=done)
     return ray_engine.DetectorActor(load, [job], batch_size=2, last=True)
 
 
-def test_actor_answers_only_what_the_store_lacks_and_records_failures(tmp_path: Path) -> None:
-    actor = _actor(tmp_path, done=frozenset({"known"}))
+def test_actor_answers_only_what_the_store_lacks_and_records_failures() -> None:
+    actor = _actor(done=frozenset({"known"}))
     view = np.linspace(-0.5, 0.5, 8000, dtype=np.float32)
     rows = [
         _decoded(0, "a", [view]),
@@ -153,7 +150,7 @@ def test_actor_answers_only_what_the_store_lacks_and_records_failures(tmp_path: 
     assert "payload" not in out  # the last pool sends the driver answers, not views
 
 
-def test_actor_refuses_weights_that_differ_from_the_drivers(tmp_path: Path) -> None:
+def test_actor_refuses_weights_that_differ_from_the_drivers() -> None:
     card = resolve_models("counting")[0]
     key = ScoreKey(card.id, "0" * 64, "protocol")
     job = ray_engine.ActorJob(slot=0, variant=0, view_index=0, key=key, done=frozenset())
