@@ -1,14 +1,16 @@
 """Local engine versus the Ray engine on this machine, and an estimate for N machines.
 
     python benchmarks/ray_engine.py [--models fakeprint,artifactnet-open-demo] [--limit 48]
+                                    [--device cuda --num-gpus 0.5]
 
-Both engines score the same seeded sample of the demo bench's test split into empty stores.
+Both engines score the same seeded sample of the demo bench's test split into empty stores, and
+how far Ray's predictions are from the local engine's is printed (zero, where they agree).
 Then the per-track costs are measured on one core each (decode, and every model at one thread,
 as a Ray actor with --num-cpus 1 runs it), and the throughput of a cluster of N machines is
 estimated from them: every track costs its decode plus each model's inference in core-seconds,
 so N machines of C cores finish at most N * C / (decode + sum of models) tracks a second; the
 Ray run measured here says how much of that ideal one machine reaches. Both are printed, with
-the time for the SONICS test split: an estimate, not a measurement.
+the time for the SONICS test split: an estimate, not a measurement (for CPU actors only).
 """
 
 from __future__ import annotations
