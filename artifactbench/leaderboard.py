@@ -30,6 +30,7 @@ from artifactbench.metrics import (
     as_positive,
     compute_metrics,
     f1_curve,
+    roc_points,
 )
 from artifactbench.reports import DEFAULT_THRESHOLD, primary_rows
 from artifactbench.reports.data import canonical, json_text, read_predictions, write_text
@@ -296,13 +297,10 @@ def _verdict(pair: dict[str, Any]) -> str:
 
 
 def _curves(frame: pd.DataFrame, order: list[str]) -> dict[str, dict[str, Any]]:
-    """Per model, from its scored rows (AI positive, ``prob`` the score): the ROC points
-    (scikit-learn's ``roc_curve`` with ``drop_intermediate``, so the board stays small; None
-    when a class is missing) and F1 at each threshold of :data:`F1_GRID`, by the metrics
-    module's rule (AI when ``prob >= t``), so at a run threshold on the grid it is the
-    ranking's F1."""
-    from sklearn.metrics import roc_curve  # imported here: most commands never build a board
-
+    """Per model, from its scored rows (AI positive, ``prob`` the score): the ROC's corner
+    points (``metrics.roc_points``, so the board stays small; None when a class is missing) and
+    F1 at each threshold of :data:`F1_GRID`, by the metrics module's rule (AI when
+    ``prob >= t``), so at a run threshold on the grid it is the ranking's F1."""
     scored = frame[frame["status"] == "scored"]
     grid = np.asarray(F1_GRID)
     out: dict[str, dict[str, Any]] = {}
@@ -310,10 +308,9 @@ def _curves(frame: pd.DataFrame, order: list[str]) -> dict[str, dict[str, Any]]:
         rows = scored[scored["model"] == model]
         y = as_positive(rows["label"].astype(str).to_numpy())
         prob = pd.to_numeric(rows["prob"], errors="coerce").to_numpy(dtype=float)
-        roc = None
-        if y.any() and not y.all():
-            fpr, tpr, thresholds = roc_curve(y, prob, drop_intermediate=True)
-            # The first threshold is +inf (nothing called AI); canonical() writes it as null.
+        fpr, tpr, thresholds = roc_points(y, prob, corners_only=True)
+        roc = None  # a class is missing: no curve
+        if fpr.size:  # the first threshold is +inf (nothing called AI); canonical() writes null
             roc = {"fpr": fpr.tolist(), "tpr": tpr.tolist(), "thresholds": thresholds.tolist()}
         out[model] = {
             "n_scored": int(y.size),
@@ -459,7 +456,7 @@ def _with_ci(value: float | None, ci: dict[str, Any] | None) -> str:
     return f"{fmt(value)} [{fmt(ci['low'])}, {fmt(ci['high'])}]"
 
 
-def _p(value: float | None) -> str:
+def format_p(value: float | None) -> str:
     if value is None:
         return MISSING
     return "<0.001" if value < 0.001 else f"{value:.3f}"
@@ -531,8 +528,8 @@ def _pairs_section(board: dict[str, Any]) -> list[str]:
             cells += [
                 _with_ci(boot["f1"]["difference"], boot["f1"]),
                 _with_ci(boot["auc"]["difference"], boot["auc"]),
-                _p(pair["delong"]["p"]),
-                _p(pair["mcnemar"]["p"]),
+                format_p(pair["delong"]["p"]),
+                format_p(pair["mcnemar"]["p"]),
             ]
         rows.append([*cells, pair["verdict"]])
     return [*out, md_table(headers, rows, right={0, *range(3, 8)}), ""]

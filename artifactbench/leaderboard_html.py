@@ -16,7 +16,7 @@ import re
 from html import escape
 from typing import Any
 
-from artifactbench.leaderboard import FAIL_MARK, _p
+from artifactbench.leaderboard import FAIL_MARK, format_p
 from artifactbench.reports.data import canonical
 from artifactbench.reports.paper import ARTIFACTBENCH, RUNNER
 from artifactbench.reports.tables import MISSING, fmt
@@ -573,8 +573,8 @@ def _curves(board: dict[str, Any]) -> list[str]:
     return [
         '<section id="curves" aria-labelledby="curves-h">',
         '<h2 id="curves-h">Curves</h2>',
-        "<p>On each model's scored tracks (AI is the positive class). ROC points as "
-        "scikit-learn's <code>roc_curve</code> keeps them; the dot on each ROC curve is the "
+        "<p>On each model's scored tracks (AI is the positive class). Each ROC curve is drawn "
+        "through its corner points; the dot on it is the "
         f"model's operating point at threshold {board['threshold']:g}. F1 is computed at "
         "thresholds 0.00, 0.01, &hellip;, 1.00 (AI when P(AI) &ge; t); the dashed line marks "
         "the run threshold.</p>",
@@ -703,8 +703,8 @@ def _pairs(board: dict[str, Any]) -> list[str]:
             cells += [f'<td class="num">{MISSING}</td>'] * 4
         else:
             cells += [_diff_cell(boot.get("f1")), _diff_cell(boot.get("auc"))]
-            cells += [f'<td class="num">{_p(pair["delong"]["p"])}</td>']
-            cells += [f'<td class="num">{_p(pair["mcnemar"]["p"])}</td>']
+            cells += [f'<td class="num">{format_p(pair["delong"]["p"])}</td>']
+            cells += [f'<td class="num">{format_p(pair["mcnemar"]["p"])}</td>']
         cells.append(f'<td class="wrap">{_e(pair["verdict"])}</td>')
         rows.append(f"<tr>{''.join(cells)}</tr>")
     text = (

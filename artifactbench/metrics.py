@@ -81,11 +81,16 @@ def _cumulative(y: np.ndarray, prob: np.ndarray) -> tuple[np.ndarray, np.ndarray
     return scores[last], tps, (last + 1) - tps
 
 
-def roc_points(y: np.ndarray, prob: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def roc_points(
+    y: np.ndarray, prob: np.ndarray, corners_only: bool = False
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Every ROC operating point: (fpr, tpr, thresholds), thresholds descending from +inf.
 
     One point per distinct score (as scikit-learn's ``roc_curve(drop_intermediate=False)``),
-    so exact operating thresholds can be read off. Empty arrays when a class is missing.
+    so exact operating thresholds can be read off. `corners_only` keeps the two ends and every
+    point where the curve turns (a point between two collinear neighbours on a vertical or
+    horizontal run is dropped), which draws the same curve with far fewer points. Empty arrays
+    when a class is missing.
     """
     y, prob = np.asarray(y, dtype=bool), np.asarray(prob, dtype=float)
     pos, neg = int(y.sum()), int((~y).sum())
@@ -93,7 +98,13 @@ def roc_points(y: np.ndarray, prob: np.ndarray) -> tuple[np.ndarray, np.ndarray,
         empty = np.empty(0)
         return empty, empty, empty
     thresholds, tps, fps = _cumulative(y, prob)
-    return np.r_[0.0, fps / neg], np.r_[0.0, tps / pos], np.r_[np.inf, thresholds]
+    fpr, tpr, at = np.r_[0.0, fps / neg], np.r_[0.0, tps / pos], np.r_[np.inf, thresholds]
+    if corners_only and fpr.size > 2:
+        counts_fp, counts_tp = np.r_[0, fps], np.r_[0, tps]
+        turns = np.logical_or(np.diff(counts_fp, 2), np.diff(counts_tp, 2))
+        keep = np.r_[True, turns, True]
+        fpr, tpr, at = fpr[keep], tpr[keep], at[keep]
+    return fpr, tpr, at
 
 
 def _ranking(y: np.ndarray, prob: np.ndarray) -> dict[str, float | None]:

@@ -71,6 +71,12 @@ def test_agrees_with_scikit_learn(seed: int) -> None:
     np.testing.assert_allclose(ours[0], fpr)
     np.testing.assert_allclose(ours[1], tpr)
     np.testing.assert_allclose(ours[2][1:], thr_sk[1:])
+    # Corners only: the same curve (scikit-learn's drop_intermediate), with fewer points.
+    fpr, tpr, thr_sk = roc_curve(y, p, drop_intermediate=True)
+    corners = roc_points(y, p, corners_only=True)
+    np.testing.assert_allclose(corners[0], fpr)
+    np.testing.assert_allclose(corners[1], tpr)
+    np.testing.assert_allclose(corners[2][1:], thr_sk[1:])
 
 
 def test_eer_interpolates_between_roc_points() -> None:

@@ -8,6 +8,7 @@ import json
 import os
 import pickle
 import shutil
+import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -261,3 +262,38 @@ def test_an_unknown_engine_is_refused_before_any_work(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="unknown engine 'spark'; choose from: local, ray"):
         run(bench, resolve_models("counting"), _options(tmp_path / "runs", "spark"))
     assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.slow
+def test_joins_an_existing_cluster_and_leaves_it_running(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`--address auto` on a cluster started apart (`ray start --head`, on this machine only),
+    whose workers have a cache of their own: fakeprint's fit reaches them with the actor."""
+    ray_cli = Path(sys.executable).with_name("ray")
+    assert ray_cli.is_file(), "the ray extra installs the `ray` command beside python"
+    bench = make_file_bench(tmp_path / "audio")
+    cards = resolve_models("fakeprint,counting")
+    local = run(bench, cards, _options(tmp_path / "local", split="all"))
+    # Only the cluster's workers log the views the counting detector scores.
+    worker_log = tmp_path / "scored-on-the-cluster.log"
+    env = {**os.environ, "ARTIFACTBENCH_CACHE": str(tmp_path / "worker-cache"),
+           "COUNTING_LOG": str(worker_log)}  # fmt: skip
+    head = [str(ray_cli), "start", "--head", "--port=0", "--num-cpus=3",
+            "--include-dashboard=false", "--disable-usage-stats"]  # fmt: skip
+    subprocess.run(head, env=env, check=True, capture_output=True, timeout=120)
+    try:
+        monkeypatch.delenv("RAY_ADDRESS", raising=False)
+        options = _options(tmp_path / "ray", "ray", split="all", ray=RayOptions(address="auto"))
+        joined = run(bench, cards, options)
+        pd.testing.assert_frame_equal(
+            _predictions(joined.run_dir), _predictions(local.run_dir), check_exact=True
+        )
+        assert not (tmp_path / "worker-cache" / "fits").exists()  # no worker refitted
+        scored = _predictions(joined.run_dir).query("model == 'counting' and status == 'scored'")
+        assert len(worker_log.read_text().split()) >= len(scored) > 0  # scored on the cluster
+        assert not ray.is_initialized()
+        status = subprocess.run([str(ray_cli), "status"], capture_output=True, timeout=60)
+        assert status.returncode == 0  # the run left the cluster it joined running
+    finally:
+        subprocess.run([str(ray_cli), "stop", "--force"], capture_output=True, timeout=120)
