@@ -127,13 +127,7 @@ def _ranking(y: np.ndarray, prob: np.ndarray) -> dict[str, float | None]:
     if not neg:
         return out
     out["auc"] = float(_weighted_auc(y, prob, np.ones((1, y.size)))[0])
-    fpr, tpr = np.r_[0.0, fps / neg], np.r_[0.0, tps / pos]
-    fnr = 1.0 - tpr
-    # First point where FPR catches up with FNR; index 0 (threshold +inf) has FPR 0 < FNR 1.
-    i = int(np.argmax(fpr >= fnr))
-    d0, d1 = fnr[i - 1] - fpr[i - 1], fnr[i] - fpr[i]
-    out["eer"] = float(fpr[i - 1] + d0 / (d0 - d1) * (fpr[i] - fpr[i - 1]))
-    out["eer_threshold"] = float(thresholds[i - 1])
+    out["eer"], out["eer_threshold"] = _equal_error(thresholds, tps, fps, pos, neg)
     # Lowest threshold with FPR <= 5%, decided on integer counts so 1 FP in 20 qualifies.
     bound = Fraction(FPR_TARGET).limit_denominator(10**6)
     ok = np.flatnonzero(fps * bound.denominator <= bound.numerator * neg)
@@ -146,6 +140,28 @@ def _ranking(y: np.ndarray, prob: np.ndarray) -> dict[str, float | None]:
         out["tpr_at_fpr05"] = 0.0
         out["fpr_at_fpr05"] = 0.0
     return out
+
+
+def _equal_error(
+    thresholds: np.ndarray, tps: np.ndarray, fps: np.ndarray, pos: int, neg: int
+) -> tuple[float, float]:
+    """EER and the first ROC threshold where FPR >= FNR, decided on integer counts.
+
+    FPR >= FNR is ``fp / neg >= (pos - tp) / pos``, i.e. ``fp * pos >= (pos - tp) * neg``; in
+    floats an exact tie (``1 - 4/6`` against ``2/6``) can compare as unequal and move the point
+    one step down the curve. The EER is interpolated linearly between that point and the one
+    before, with exact fractions.
+    """
+    fp = np.r_[0, fps].astype(np.int64)
+    fn = pos - np.r_[0, tps].astype(np.int64)
+    # gap = (FNR - FPR) * pos * neg; index 0 (threshold +inf) has gap pos * neg > 0.
+    gap = fn * neg - fp * pos
+    i = int(np.argmax(gap <= 0))
+    d0, d1 = int(gap[i - 1]), int(gap[i])
+    eer = Fraction(int(fp[i - 1]), neg) + Fraction(d0, d0 - d1) * Fraction(
+        int(fp[i] - fp[i - 1]), neg
+    )
+    return float(eer), float(thresholds[i - 1])
 
 
 def _weighted_auc(y: np.ndarray, prob: np.ndarray, weights: np.ndarray) -> np.ndarray:
@@ -275,11 +291,11 @@ def binary_metrics(
     """Every metric of one model on scored tracks (True / ``"ai"`` = AI, prob = P(AI)).
 
     Keys: n, n_ai, n_real, tp, fp, tn, fn, precision, recall, fpr, f1, accuracy, auc, eer,
-    eer_threshold (first ROC threshold where FPR >= FNR; the EER itself is interpolated
-    linearly between that point and the one before), average_precision (step-wise, as
-    scikit-learn), threshold_at_fpr05 / tpr_at_fpr05 / fpr_at_fpr05 (the lowest threshold whose
-    FPR <= 5%; threshold None with TPR 0 when only rejecting every track meets it), and ci
-    (bootstrap intervals, see :func:`bootstrap_intervals`).
+    eer_threshold (first ROC threshold where FPR >= FNR, decided on integer counts; the EER
+    itself is interpolated linearly between that point and the one before), average_precision
+    (step-wise, as scikit-learn), threshold_at_fpr05 / tpr_at_fpr05 / fpr_at_fpr05 (the lowest
+    threshold whose FPR <= 5%; threshold None with TPR 0 when only rejecting every track meets
+    it), and ci (bootstrap intervals, see :func:`bootstrap_intervals`).
     """
     y = as_positive(y_true)
     p = np.asarray(prob, dtype=float)
@@ -296,6 +312,9 @@ def check_predictions(preds: pd.DataFrame) -> None:
     missing = sorted(needed - set(preds.columns))
     if missing:
         raise ValueError(f"predictions lack columns {missing}")
+    models = preds["model"]
+    if (models.isna() | (models.astype(str).str.strip() == "")).any():
+        raise ValueError("a row has no model")
     bad_status = sorted(set(preds["status"].astype(str)) - {"scored", "failed"})
     if bad_status:
         raise ValueError(f"status must be 'scored' or 'failed', got {bad_status}")

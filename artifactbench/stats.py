@@ -433,6 +433,9 @@ def operating_points(y: Any, prob: Any, threshold: float) -> dict[str, Any]:
       ``metrics.binary_metrics``'s ``threshold_at_fpr05``, a reject-everything answer is not
       reported as TPR 0.
 
+    With no finite prob at all (e.g. every track failed) both chosen points are impossible
+    with the reason ``no scored tracks``, not a reason about one class.
+
     Ties: a track is called AI when ``prob >= t``, so tracks tied at a score are always on the
     same side and the FPR can only move in steps of whole tie groups.
 
@@ -448,6 +451,10 @@ def operating_points(y: Any, prob: Any, threshold: float) -> dict[str, Any]:
         "at_threshold": _point(labels, p, threshold, chosen=False),
     }
     n_ai, n_real = out["n_ai"], out["n_real"]
+    if n_ai == 0 and n_real == 0:
+        out["best_f1"] = _impossible("no scored tracks")
+        out["at_fpr05"] = _impossible("no scored tracks")
+        return out
     if n_ai == 0:
         out["best_f1"] = _impossible("no AI tracks: F1 is 0 or undefined at every threshold")
     else:

@@ -9,7 +9,13 @@ import pandas as pd
 
 from artifactbench.metrics import BOOTSTRAP_RESAMPLES, compute_metrics
 from artifactbench.reports.console import print_summary
-from artifactbench.reports.data import canonical, json_text, read_predictions, write_text
+from artifactbench.reports.data import (
+    PredictionsError,
+    canonical,
+    json_text,
+    read_predictions,
+    write_text,
+)
 from artifactbench.reports.paper import build_paper
 from artifactbench.reports.plots import plot_f1_threshold, plot_roc
 from artifactbench.reports.robustness import (
@@ -30,15 +36,31 @@ from artifactbench.reports.statistics import (
 from artifactbench.reports.tables import error_summary, report_markdown, sanity_markdown
 from artifactbench.sanity import evaluate_sanity
 
-__all__ = ["build_results", "print_summary", "read_predictions", "write_reports"]
+__all__ = [
+    "NothingToReport",
+    "PredictionsError",
+    "build_results",
+    "print_summary",
+    "read_predictions",
+    "write_reports",
+]
 
 DEFAULT_THRESHOLD = 0.5
 DEFAULT_SEED = 0
 
 
+class NothingToReport(PredictionsError):
+    """A predictions table with no row of any model: there is no table to build."""
+
+
 def primary_rows(preds: pd.DataFrame, meta: dict[str, Any]) -> tuple[pd.DataFrame, list[str]]:
     """The rows of the run's primary variant (its own tables describe that one; the other
-    variants are compared with it), and the variants in the run's order ([] without any)."""
+    variants are compared with it), and the variants in the run's order ([] without any).
+
+    Raises :class:`NothingToReport` when the table has no row, i.e. no model was scored.
+    """
+    if preds.empty:
+        raise NothingToReport("no scored model: nothing to report")
     if "variant" not in preds.columns:
         return preds, []
     order = variant_order(preds, meta)
@@ -53,18 +75,21 @@ def build_results(
 
     The threshold and subset rules come from the metadata; `seed` overrides the metadata's seed.
     """
-    preds, _ = primary_rows(preds, meta)
+    preds, order = primary_rows(preds, meta)
+    variant = order[0] if order else None
     threshold = float(meta.get("threshold", DEFAULT_THRESHOLD))
     use_seed = int(seed if seed is not None else meta.get("seed", DEFAULT_SEED))
     metrics = compute_metrics(preds, threshold, use_seed)
     metrics["bench"] = meta.get("bench")
     metrics["split"] = meta.get("split")
+    metrics["variant"] = variant
     declared = meta.get("models") or {}
     for model, block in metrics["models"].items():
         block["params"] = (declared.get(model) or {}).get("params")
     sanity = evaluate_sanity(preds, threshold, meta.get("subsets"))
     sanity["bench"] = metrics["bench"]
     sanity["split"] = metrics["split"]
+    sanity["variant"] = variant
     return canonical(metrics), canonical(sanity)
 
 
@@ -104,10 +129,11 @@ def write_reports(
     codec_run = bool(order) and all(v.startswith("codec:") for v in order)
     if len(order) > 1:
         compared = variant_metrics(every, metrics["threshold"], order)
-        robustness: dict[str, Any] = {"primary": order[0], "variants": compared}
+        robustness: dict[str, Any] = {"primary": order[0], "order": order, "variants": compared}
         section = variants_markdown(compared, order[0])
         if codec_run:
             reference = WAV if WAV in order else order[0]
+            robustness["reference"] = reference
             robustness["table_x"] = codec_table(compared, reference)
             robustness["prob_spread"] = prob_spread(every, order)
             section = codec_markdown(robustness["table_x"], robustness["prob_spread"], reference)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import math
+import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,10 +17,19 @@ from artifactbench.metrics import check_predictions
 
 META_KEY = b"artifactbench"
 DECIMALS = 6
+P_DIGITS = 6
+P_VALUE_KEYS = frozenset({"p", "p_chi2"})
+
+
+class PredictionsError(ValueError):
+    """A predictions table that breaks the contract, or holds nothing to report."""
 
 
 def read_predictions(path: str | Path) -> tuple[pd.DataFrame, dict[str, Any]]:
     """The predictions table and its ``artifactbench`` schema metadata ({} when absent).
+
+    A table that breaks the contract (:func:`artifactbench.metrics.check_predictions`) raises
+    :class:`PredictionsError`, one line naming the file.
 
     Dictionary-encoded (categorical) columns come back as plain strings, so grouping never
     invents empty groups for unused categories.
@@ -33,15 +44,30 @@ def read_predictions(path: str | Path) -> tuple[pd.DataFrame, dict[str, Any]]:
     try:
         check_predictions(frame)
     except ValueError as exc:
-        raise ValueError(f"{path}: {exc}") from exc
+        raise PredictionsError(" ".join(f"{path}: {exc}".split())) from exc
     return frame, meta
+
+
+def _significant(value: float, digits: int = P_DIGITS) -> float:
+    """`value` rounded to `digits` significant figures (a tiny nonzero value stays nonzero)."""
+    return float(f"{value:.{digits}g}") + 0.0
 
 
 def canonical(obj: Any, decimals: int | None = DECIMALS) -> Any:
     """Plain JSON types with floats rounded to `decimals` (None: unrounded) and non-finite
-    floats as None."""
+    floats as None.
+
+    P-values (keys in ``P_VALUE_KEYS``) keep ``P_DIGITS`` significant figures instead, because
+    a fixed number of decimals would write a p of 1e-30 as 0.0.
+    """
     if isinstance(obj, dict):
-        return {str(k): canonical(v, decimals) for k, v in obj.items()}
+        out: dict[str, Any] = {}
+        for key, value in obj.items():
+            item = canonical(value, decimals)
+            if decimals is not None and str(key) in P_VALUE_KEYS and isinstance(item, float):
+                item = _significant(float(value))
+            out[str(key)] = item
+        return out
     if isinstance(obj, list | tuple):
         return [canonical(v, decimals) for v in obj]
     if isinstance(obj, bool | np.bool_):
@@ -62,8 +88,23 @@ def json_text(obj: Any) -> str:
     return json.dumps(canonical(obj), sort_keys=True, indent=2, allow_nan=False) + "\n"
 
 
-def write_text(path: Path, text: str) -> Path:
-    """Write UTF-8 with LF line ends on every platform."""
-    with open(path, "w", encoding="utf-8", newline="\n") as fh:
-        fh.write(text)
+def write_atomic(path: Path, write: Callable[[Path], object]) -> Path:
+    """`write(tmp)` then rename over `path`: a rebuild that is interrupted leaves the old file
+    or the new one, never half of either."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
     return path
+
+
+def write_text(path: Path, text: str) -> Path:
+    """Write UTF-8 with LF line ends on every platform, atomically."""
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "w", encoding="utf-8", newline="\n") as fh:
+            fh.write(text)
+
+    return write_atomic(path, write)

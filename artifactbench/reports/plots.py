@@ -15,6 +15,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from artifactbench.metrics import FPR_TARGET, as_positive, f1_curve, roc_points
+from artifactbench.reports.data import write_atomic
 
 _STYLE = {"font.family": "DejaVu Sans", "font.size": 9}
 _PNG_META = {"Software": None}
@@ -34,8 +35,19 @@ def _scored(preds: pd.DataFrame) -> dict[str, tuple[np.ndarray, np.ndarray]]:
 
 def _save(fig: Figure, path: Path) -> Path:
     FigureCanvasAgg(fig)
-    fig.savefig(path, format="png", dpi=120, metadata=_PNG_META)
-    return path
+    return write_atomic(
+        path, lambda tmp: fig.savefig(tmp, format="png", dpi=120, metadata=_PNG_META)
+    )
+
+
+def roc_label(model: str, y: np.ndarray, auc: float | None) -> str:
+    """Legend text of one model's ROC curve from its scored labels `y`: the AUC, or why there
+    is none (no scored track at all, or scored tracks of one class only)."""
+    if y.size == 0:
+        return f"{model} (AUC n/a: no scored tracks)"
+    if auc is None or y.all() or not y.any():
+        return f"{model} (AUC n/a: one class)"
+    return f"{model} (AUC {auc:.3f})"
 
 
 def plot_roc(preds: pd.DataFrame, aucs: dict[str, float | None], path: Path) -> Path:
@@ -46,11 +58,11 @@ def plot_roc(preds: pd.DataFrame, aucs: dict[str, float | None], path: Path) -> 
         ax.plot([0, 1], [0, 1], color="0.75", lw=0.8, ls=":", label="chance")
         for model, (y, prob) in _scored(preds).items():
             fpr, tpr, _ = roc_points(y, prob)
-            auc = aucs.get(model)
-            if fpr.size == 0 or auc is None:
-                ax.plot([], [], label=f"{model} (AUC n/a: one class)")
+            label = roc_label(model, y, aucs.get(model))
+            if fpr.size == 0 or aucs.get(model) is None:
+                ax.plot([], [], label=label)
                 continue
-            ax.plot(fpr, tpr, lw=1.4, label=f"{model} (AUC {auc:.3f})")
+            ax.plot(fpr, tpr, lw=1.4, label=label)
         ax.axvline(FPR_TARGET, color="crimson", lw=0.9, ls="--", label=f"FPR = {FPR_TARGET:.0%}")
         ax.set(xlim=(0, 1), ylim=(0, 1.01), xlabel="false positive rate (real called AI)")
         ax.set_ylabel("true positive rate (AI detected)")

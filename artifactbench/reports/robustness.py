@@ -131,60 +131,102 @@ def _fmt(value: float | None, digits: int = 3, signed: bool = False) -> str:
     return f"{value:+.{digits}f}" if signed else f"{value:.{digits}f}"
 
 
-def variants_markdown(metrics: dict[str, dict[str, dict[str, Any]]], primary: str) -> str:
-    """Every variant's metrics beside the primary variant's, with the differences."""
+VARIANT_HEADERS = ["model", "variant", "F1", "ΔF1", "AUC", "ΔAUC", "TPR", "FPR", "failed / n"]
+TABLE_X_HEADERS = ["model", "codec", "AI TPR", "real FPR", "ΔTPR (pp)", "failed"]
+SPREAD_HEADERS = ["model", "tracks", "mean", "median", "p90", "max", "sanity"]
+SUBSET_SPREAD_HEADERS = ["model", "subset", "tracks", "mean", "median", "p90", "max"]
+
+
+def variants_title(primary: str) -> str:
+    """Title of the variants table (a heading in report.md, a table title in the terminal)."""
+    return f"Variants (differences against `{primary}` on the same tracks)"
+
+
+def variant_rows(
+    metrics: dict[str, dict[str, dict[str, Any]]], primary: str, order: list[str] | None = None
+) -> list[list[str]]:
+    """Cells of the variants table, one row per (model, variant): each variant's metrics, the
+    differences against `primary`, and its failed tracks out of its rows. `order` fixes the
+    variant order (default: the order of `metrics`)."""
     rows = []
     for model, by_variant in metrics.items():
         base = by_variant.get(primary, {})
-        for variant, m in by_variant.items():
+        variants = [v for v in order if v in by_variant] if order else list(by_variant)
+        for variant in variants:
+            m = by_variant[variant]
             rows.append([
                 model, variant, _fmt(m["f1"]), _fmt(_delta(m["f1"], base.get("f1")), signed=True),
                 _fmt(m["auc"]), _fmt(_delta(m["auc"], base.get("auc")), signed=True),
                 _fmt(m["tpr"]), _fmt(m["fpr"]), f"{m['n_failed']} / {m['n']}",
             ])  # fmt: skip
-    header = ["model", "variant", "F1", "ΔF1", "AUC", "ΔAUC", "TPR", "FPR", "FAIL / N"]
+    return rows
+
+
+def variants_markdown(metrics: dict[str, dict[str, dict[str, Any]]], primary: str) -> str:
+    """Every variant's metrics beside the primary variant's, with the differences."""
     return (
-        f"## Variants (differences against `{primary}` on the same tracks)\n\n"
-        + md_table(header, rows, right=set(range(2, 9)))
+        f"## {variants_title(primary)}\n\n"
+        + md_table(VARIANT_HEADERS, variant_rows(metrics, primary), right=set(range(2, 9)))
         + "\n"
     )
 
 
-def codec_markdown(table: list[dict], spread: dict[str, dict[str, Any]], reference: str) -> str:
-    """Table X and the per-track P(AI) spread across codecs with the sanity verdict."""
-    rows = [
+def table_x_title(reference: str) -> str:
+    """Title of Table X, the codec layout, against the `reference` codec."""
+    return f"Table X layout: codecs (ΔTPR in percentage points against {reference})"
+
+
+def spread_title() -> str:
+    """Title of the P(AI) spread table, with the codec sanity bounds."""
+    return (
+        f"P(AI) spread across codecs (max - min per track; passes when mean <= "
+        f"{DELTA_MEAN_MAX} and max <= {DELTA_MAX_MAX})"
+    )
+
+
+def table_x_rows(table: list[dict]) -> list[list[str]]:
+    """Cells of Table X, one row per (model, codec)."""
+    return [
         [r["model"], r["codec"], _fmt(r["ai_tpr"]), _fmt(r["real_fpr"]),
          _fmt(r["delta_tpr_pp"], digits=1, signed=True), str(r["n_failed"])]
         for r in table
     ]  # fmt: skip
-    lines = [
-        f"## Table X layout: codecs (ΔTPR in percentage points against {reference})",
-        "",
-        md_table(
-            ["model", "codec", "AI TPR", "real FPR", "ΔTPR (pp)", "failed"],
-            rows,
-            right={2, 3, 4, 5},
-        ),  # fmt: skip
-        "",
-        f"## P(AI) spread across codecs (max - min per track; passes when mean <= "
-        f"{DELTA_MEAN_MAX} and max <= {DELTA_MAX_MAX})",
-        "",
-    ]
-    spread_rows = [
+
+
+def spread_rows(spread: dict[str, dict[str, Any]]) -> list[list[str]]:
+    """Cells of the P(AI) spread table, one row per model, with the codec sanity verdict."""
+    return [
         [model, str(s["n_tracks"]), _fmt(s["mean"]), _fmt(s["median"]), _fmt(s["p90"]),
          _fmt(s["max"]), "n/a" if s["pass"] is None else ("PASS" if s["pass"] else "FAIL")]
         for model, s in spread.items()
     ]  # fmt: skip
-    header = ["model", "tracks", "mean", "median", "p90", "max", "sanity"]
-    lines.append(md_table(header, spread_rows, right={1, 2, 3, 4, 5}))
-    lines += ["", "Per subset:", ""]
-    subset_rows = [
+
+
+def subset_spread_rows(spread: dict[str, dict[str, Any]]) -> list[list[str]]:
+    """Cells of the per-subset P(AI) spread table, one row per (model, subset)."""
+    return [
         [model, subset, str(s["n_tracks"]), _fmt(s["mean"]), _fmt(s["median"]), _fmt(s["p90"]),
          _fmt(s["max"])]
         for model, block in spread.items()
         for subset, s in block["subsets"].items()
     ]  # fmt: skip
-    lines.append(md_table(["model", "subset", *header[1:6]], subset_rows, right={2, 3, 4, 5, 6}))
+
+
+def codec_markdown(table: list[dict], spread: dict[str, dict[str, Any]], reference: str) -> str:
+    """Table X and the per-track P(AI) spread across codecs with the sanity verdict."""
+    lines = [
+        f"## {table_x_title(reference)}",
+        "",
+        md_table(TABLE_X_HEADERS, table_x_rows(table), right={2, 3, 4, 5}),
+        "",
+        f"## {spread_title()}",
+        "",
+        md_table(SPREAD_HEADERS, spread_rows(spread), right={1, 2, 3, 4, 5}),
+        "",
+        "Per subset:",
+        "",
+        md_table(SUBSET_SPREAD_HEADERS, subset_spread_rows(spread), right={2, 3, 4, 5, 6}),
+    ]
     return "\n".join(lines) + "\n"
 
 

@@ -43,7 +43,7 @@ from artifactbench.metrics import (
     confusion,
     rates,
 )
-from artifactbench.reports.data import canonical
+from artifactbench.reports.data import canonical, write_atomic
 from artifactbench.reports.tables import MISSING, fmt, md_table
 from artifactbench.stats import calibration as calibration_of
 from artifactbench.stats import (
@@ -379,7 +379,7 @@ def plot_reliability(calibration: dict[str, dict[str, Any]], path: Path) -> Path
         counts_ax.grid(alpha=0.3, axis="y")
         fig.subplots_adjust(left=0.13, right=0.97, top=0.94, bottom=0.09)
         FigureCanvasAgg(fig)
-        fig.savefig(path, format="png", dpi=120, metadata=_PNG_META)
+        write_atomic(path, lambda tmp: fig.savefig(tmp, format="png", dpi=120, metadata=_PNG_META))
     return path
 
 

@@ -178,6 +178,24 @@ def errors_table(errors: list[dict[str, Any]]) -> str:
     return md_table(["model", "stage", "count", "error"], rows, right={2})
 
 
+# Keys an accounting block adds to the metrics of the population it describes.
+_ACCOUNTING_KEYS = frozenset({"n_dropped", "n_imputed", "threshold_free_on"})
+
+
+def accountings_differ(metrics: dict[str, Any]) -> list[str]:
+    """Models (sorted) for which an accounting of failures differs from the scored-track
+    metrics, found by comparing the blocks themselves: a failed track changes ``impute``, and
+    a track any model failed on or lacks a row for changes ``exclude``."""
+    differ = []
+    for model, m in sorted(metrics["models"].items()):
+        for block in m["accounting"].values():
+            own = {k: v for k, v in block.items() if k not in _ACCOUNTING_KEYS}
+            if own != m["scored"]:
+                differ.append(model)
+                break
+    return differ
+
+
 def report_markdown(
     metrics: dict[str, Any],
     sanity: dict[str, Any],
@@ -210,23 +228,32 @@ def report_markdown(
         "",
     ]
     if any_failed:
+        out += ["Most frequent failure messages:", "", errors_table(errors), ""]
+    differ = accountings_differ(metrics)
+    if differ:
+        same = sorted(set(metrics["models"]) - set(differ))
+        which = f"The accountings differ from the scored-track metrics for {', '.join(differ)}"
+        which += f"; for {', '.join(same)} they equal them." if same else "."
         out += [
-            "Most frequent failure messages:",
-            "",
-            errors_table(errors),
-            "",
             "### Both accountings of failures",
             "",
             f"- `exclude`: only the {metrics['n_common_scored']} track(s) scored by every model; "
-            "a track any model failed on is dropped from every model, so denominators match.",
-            "- `impute`: every track; a failed AI track counts as a miss (FN) and a failed real "
-            "track as a false positive (FP). Its AUC is computed on scored tracks only.",
+            "a track any model failed on or lacks a row for is dropped from every model, so "
+            "denominators match.",
+            "- `impute`: every row of the model; a failed AI track counts as a miss (FN) and a "
+            "failed real track as a false positive (FP). Its AUC is computed on scored tracks "
+            "only.",
+            "",
+            which,
             "",
             accounting_table(metrics),
             "",
         ]
     else:
-        out += ["No track failed: both accountings equal the scored-track metrics.", ""]
+        out += [
+            "No track failed or is missing: both accountings equal the scored-track metrics.",
+            "",
+        ]
     out += ["## Sanity protocol", "", sanity["note"], "", sanity_table(sanity), ""]
     if paper:
         out += [paper]
