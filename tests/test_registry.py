@@ -7,7 +7,15 @@ import sys
 
 import pytest
 
-from artifactbench.detectors.registry import UnknownModel, backend, cards, resolve_models
+from artifactbench.detectors.registry import (
+    UnknownModel,
+    backend,
+    cards,
+    fetch_refusal,
+    fetchable_cards,
+    model_choices,
+    resolve_models,
+)
 
 
 def test_listing_cards_imports_no_backend() -> None:
@@ -52,3 +60,22 @@ def test_the_shipped_open_artifactnet_is_the_pinned_demo_model() -> None:
     assert meta["train_metrics"]["auc"] >= 0.95
     assert means.shape == (7, model.config.n_mels)
     assert "synthetic demo data only" in card.description
+
+
+def test_a_command_without_all_lists_only_model_ids() -> None:
+    with pytest.raises(UnknownModel) as exc:
+        resolve_models("all", allow_all=False)
+    listed = str(exc.value).split("choose from: ")[1].split(", ")
+    assert listed == list(cards()) == model_choices(allow_all=False)
+    assert model_choices() == ["all", *cards()]
+    assert [c.id for c in resolve_models("fakeprint", allow_all=False)] == ["fakeprint"]
+
+
+def test_fetch_choices_are_the_cards_with_published_files() -> None:
+    fetchable = fetchable_cards()
+    assert {"artifactnet", "clam", "spectttra-alpha-120s"} <= set(fetchable)
+    for name in ("fakeprint", "artifactnet-open-demo", "counting"):
+        assert name not in fetchable and fetch_refusal(cards()[name])
+    with pytest.raises(UnknownModel) as exc:
+        resolve_models("fakeprint", allow_all=False, among=fetchable)
+    assert str(exc.value).split("choose from: ")[1].split(", ") == list(fetchable)

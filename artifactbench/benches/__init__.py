@@ -1,14 +1,17 @@
-"""Bench sources by name: `demo` (embedded, generated on first use) and `folder:PATH`."""
+"""Bench sources by name: `demo` (embedded, generated on first use), `folder:PATH`,
+`artifactbench` (fetched from the hub) or `artifactbench:PATH`, and `sonics:PATH`.
+
+`BENCH_SOURCES` is the one list of them: `--bench` choices and `artifactbench benches` both read it.
+"""
 
 from __future__ import annotations
 
 import difflib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from artifactbench.benches.base import Bench
-
-BENCH_CHOICES = ("demo", "folder:PATH", "artifactbench", "artifactbench:PATH", "sonics:PATH")
 
 
 @dataclass(frozen=True)
@@ -66,3 +69,66 @@ def demo_status() -> str:
     if (root / "bench.json").is_file():
         return f"ready (cached at {root})"
     return f"generated on first use (under a minute) into {root}"
+
+
+def artifactbench_status() -> str:
+    """Whether ArtifactBench is fetched into the cache, and at which commit, without reading it."""
+    from artifactbench.benches.artifactbench import (
+        DEFAULT_REVISION,
+        FETCH_COMMAND,
+        FetchError,
+        _fetched_snapshot,
+        _read_record,
+        default_cache,
+    )
+
+    cache = default_cache()
+    ready = []
+    for revision in sorted(_read_record(cache).get("revisions") or {}):
+        try:
+            path, commit = _fetched_snapshot(
+                cache, None if revision == DEFAULT_REVISION else revision
+            )
+        except FetchError:
+            continue
+        flag = "" if revision == DEFAULT_REVISION else f" (--revision {revision})"
+        ready.append(f"{revision}{flag} at commit {(commit or 'unresolved')[:12]} in {path}")
+    if not ready:
+        return f"not fetched: run `{FETCH_COMMAND}` once (the Hugging Face hub must be reachable)"
+    return "ready: fetched " + "; ".join(ready)
+
+
+def _given_path() -> str:
+    return "nothing to fetch: ready once PATH holds it"
+
+
+@dataclass(frozen=True)
+class BenchSource:
+    """One `--bench` form: what it needs, and a check of whether it is ready here."""
+
+    needs: str
+    status: Callable[[], str]
+
+
+BENCH_SOURCES: dict[str, BenchSource] = {
+    "demo": BenchSource(
+        "nothing: synthetic tones with known labels, generated once into the cache", demo_status
+    ),
+    "folder:PATH": BenchSource(
+        "your own audio: PATH/manifest.csv, or PATH/ai and PATH/real", _given_path
+    ),
+    "artifactbench": BenchSource(
+        "the Hugging Face dataset intrect/artifactbench (CC BY-NC 4.0), fetched once",
+        artifactbench_status,
+    ),
+    "artifactbench:PATH": BenchSource(
+        "a local copy: a folder of its parquet shards, or a v1/v2 manifest (.json) whose audio "
+        "is found under --audio-root DIR",
+        _given_path,
+    ),
+    "sonics:PATH": BenchSource(
+        "the SONICS release folder: its split CSVs with fake_songs/ and real_songs/ audio",
+        _given_path,
+    ),
+}
+BENCH_CHOICES = tuple(BENCH_SOURCES)

@@ -15,7 +15,8 @@ import yaml
 from artifactbench.audio import ViewSpec
 from artifactbench.detectors.base import AssetFile, DetectorCard, EncoderRef
 
-# family -> module implementing `load(card, weights, device, context)`; imported only when chosen.
+# family -> module implementing `load(card, weights, context)` (the device is `context.device`);
+# imported only when chosen.
 FAMILIES: dict[str, str] = {
     "artifactnet_onnx": "artifactbench.detectors.artifactnet_onnx",
     "artifactnet_open": "artifactbench.detectors.artifactnet_open.detector",
@@ -60,10 +61,17 @@ def cards() -> dict[str, DetectorCard]:
     return _cards_in(tuple(card_dirs()))
 
 
-def resolve_models(spec: str) -> list[DetectorCard]:
-    """`all`, or a comma-separated list of ids, into cards; unknown names get a suggestion."""
-    known = cards()
-    if spec.strip() == "all":
+def resolve_models(
+    spec: str, *, allow_all: bool = True, among: dict[str, DetectorCard] | None = None
+) -> list[DetectorCard]:
+    """`all`, or a comma-separated list of ids, into cards; unknown names get a suggestion.
+
+    `among` narrows the valid ids (e.g. to what `fetch model` can fetch) and `allow_all=False`
+    refuses `all`, so an error lists exactly what the calling command accepts.
+    """
+    known = cards() if among is None else among
+    choices = ", ".join([*(["all"] if allow_all else []), *known])
+    if allow_all and spec.strip() == "all":
         return list(known.values())
     chosen = []
     for name in (n.strip() for n in spec.split(",")):
@@ -72,14 +80,35 @@ def resolve_models(spec: str) -> list[DetectorCard]:
         if name not in known:
             close = difflib.get_close_matches(name, known, n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise UnknownModel(
-                f"unknown model {name!r}{hint}; choose from: all, {', '.join(known)}"
-            )
+            raise UnknownModel(f"unknown model {name!r}{hint}; choose from: {choices}")
         if known[name] not in chosen:
             chosen.append(known[name])
     if not chosen:
-        raise UnknownModel(f"no model given; choose from: all, {', '.join(known)}")
+        raise UnknownModel(f"no model given; choose from: {choices}")
     return chosen
+
+
+def model_choices(allow_all: bool = True) -> list[str]:
+    """The ids `--models` accepts, with `all` first where a command takes it."""
+    return [*(["all"] if allow_all else []), *cards()]
+
+
+def fetch_refusal(card: DetectorCard) -> str | None:
+    """Why `fetch model` has nothing to download for this card, or None when it has."""
+    if card.fits_on_bench:
+        return "it fits on the bench's train split"
+    if not card.files:
+        return "its card names no weight files"
+    from artifactbench.assets import packaged_dir
+
+    if all((packaged_dir() / f.name).is_file() for f in card.files):
+        return "its weights ship inside the package"
+    return None
+
+
+def fetchable_cards() -> dict[str, DetectorCard]:
+    """The cards with published weight files that `fetch model` downloads."""
+    return {name: card for name, card in cards().items() if fetch_refusal(card) is None}
 
 
 def backend(card: DetectorCard) -> Any:
@@ -89,12 +118,11 @@ def backend(card: DetectorCard) -> Any:
 
 def availability(card: DetectorCard) -> str:
     """A one-line answer to "can this run here?", without importing the backend."""
-    from artifactbench.assets import resolve_encoder, resolve_files
+    from artifactbench.assets import cached_fits, resolve_encoder, resolve_files
     from artifactbench.detectors.base import Unavailable
-    from artifactbench.paths import cache_dir
 
     if card.fits_on_bench:
-        fits = sorted((cache_dir() / "fits").glob(f"{card.id}-*.json"))
+        fits = cached_fits(card)
         return (
             f"available: fits on the bench's train split on first use ({len(fits)} cached fit(s))"
         )
