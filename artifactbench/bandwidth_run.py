@@ -28,7 +28,6 @@ import json
 import math
 import os
 import time
-from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -49,6 +48,7 @@ from artifactbench.bandwidth import (
 )
 from artifactbench.benches.base import Bench, Track, cohort
 from artifactbench.decoding import Decoded, decode_stream
+from artifactbench.progress import ProgressHook, no_progress
 from artifactbench.runner import limit_tracks, new_run_dir
 
 COLUMNS = (
@@ -57,8 +57,6 @@ COLUMNS = (
 )  # fmt: skip
 _FLOATS = {"bandwidth_hz", "audio_seconds", "seconds"}
 DEFAULT_MAX_SECONDS = 60.0
-
-ProgressHook = Callable[[str, int], Callable[[int], None]]
 
 CONFOUNDERS = (
     "**Confounders.** The effective bandwidth measures where the residual's energy stops, "
@@ -70,10 +68,6 @@ CONFOUNDERS = (
     "descriptive of this bench's sources, not causal evidence of AI generation, and a detector "
     "that keyed on them would be detecting the chain, not the generator."
 )
-
-
-def _no_progress(_label: str, _total: int) -> Callable[[int], None]:
-    return lambda _n: None
 
 
 def view_spec(max_seconds: float | None) -> ViewSpec:
@@ -216,7 +210,7 @@ def measure_bandwidth(
         raise ValueError(f"bench {bench.name!r} has no tracks in split {split!r}")
     model = residual_model(residual, weights, device=device)
     started = time.perf_counter()
-    progress = progress or _no_progress
+    progress = progress or no_progress
 
     advance = progress(f"bandwidth ({residual})", len(tracks))
     by_index: dict[int, dict[str, Any]] = {}
@@ -260,32 +254,35 @@ def measure_bandwidth(
         "generators": _generators(tracks),
     }
 
-    run_dir = new_run_dir(Path(out), f"bandwidth-{bench.name}", split)
-    meta = {"bench": bench.name, "split": split, "residual": residual, "seed": seed}
-    _write_parquet(rows, run_dir / "bandwidth.parquet", meta)
-    record = {
-        "table": table,
-        "residual": {
-            "name": model.name,
-            "rate": model.rate,
-            "n_fft": model.n_fft,
-            "hop": model.hop,
-            "weights": None if weights is None else str(weights),
-            "provenance": model.provenance,
-        },
-        "settings": settings,
-        "bench": {"name": bench.name, "fingerprint": bench.fingerprint, "source": bench.source},
-        "harness": {"version": __version__},
-        "decode_protocol": DECODE_PROTOCOL,
-        "seconds": round(time.perf_counter() - started, 3),
-        "finished_utc": datetime.now(UTC).isoformat(timespec="seconds"),
-    }
-    (run_dir / "bandwidth.json").write_text(
-        json.dumps(record, indent=2, sort_keys=True, default=str) + "\n"
-    )
-    (run_dir / "bandwidth.md").write_text(render_bandwidth_markdown(table, settings))
-    plot_bandwidth(table, run_dir / "bandwidth.png", title=_plot_title(residual, fraction, energy))
-    return run_dir
+    with new_run_dir(Path(out), f"bandwidth-{bench.name}", split) as target:
+        run_dir = target.work
+        meta = {"bench": bench.name, "split": split, "residual": residual, "seed": seed}
+        _write_parquet(rows, run_dir / "bandwidth.parquet", meta)
+        record = {
+            "table": table,
+            "residual": {
+                "name": model.name,
+                "rate": model.rate,
+                "n_fft": model.n_fft,
+                "hop": model.hop,
+                "weights": None if weights is None else str(weights),
+                "provenance": model.provenance,
+            },
+            "settings": settings,
+            "bench": {"name": bench.name, "fingerprint": bench.fingerprint, "source": bench.source},
+            "harness": {"version": __version__},
+            "decode_protocol": DECODE_PROTOCOL,
+            "seconds": round(time.perf_counter() - started, 3),
+            "finished_utc": datetime.now(UTC).isoformat(timespec="seconds"),
+        }
+        (run_dir / "bandwidth.json").write_text(
+            json.dumps(record, indent=2, sort_keys=True, default=str) + "\n"
+        )
+        (run_dir / "bandwidth.md").write_text(render_bandwidth_markdown(table, settings))
+        plot_bandwidth(
+            table, run_dir / "bandwidth.png", title=_plot_title(residual, fraction, energy)
+        )
+    return target.final
 
 
 def _plot_title(residual: str, fraction: float, energy: str) -> str:

@@ -4,23 +4,16 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
-from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    ProgressColumn,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
+
+from artifactbench.progress import progress_to
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -30,7 +23,8 @@ if TYPE_CHECKING:
     from artifactbench.benches import BenchOptions
     from artifactbench.benches.base import Bench
     from artifactbench.detectors.base import DetectorCard
-    from artifactbench.runner import ProgressHook, RayOptions, RunOptions
+    from artifactbench.progress import ProgressHook
+    from artifactbench.runner import RayOptions, RunOptions
     from artifactbench.transforms import Transform
 
 app = typer.Typer(
@@ -74,14 +68,6 @@ def _default_workers() -> int:
     return max(1, (os.cpu_count() or 2) - 1)
 
 
-def _progress_hook(progress: Progress) -> ProgressHook:
-    def start(label: str, total: int) -> Callable[[int], None]:
-        task = progress.add_task(label, total=total)
-        return lambda n: progress.advance(task, n)
-
-    return start
-
-
 DEFAULT_WORKERS = _default_workers()
 # Options shared by the commands that score a bench (run, codec, bandwidth, ...).
 BenchOption = Annotated[
@@ -93,17 +79,31 @@ NPerSourceOption = Annotated[
 LimitOption = Annotated[int | None, typer.Option(min=1, help="score a seeded sample of N")]
 BatchSizeOption = Annotated[int, typer.Option(min=1)]
 WorkersOption = Annotated[int, typer.Option(min=0, help="decode processes (0: in-process)")]
-DeviceOption = Annotated[str, typer.Option(help="cpu | cuda | cuda:N")]
+
+
+def _check_device(value: str) -> str:
+    """The device, refused before any work when it is misspelt or unusable on this machine."""
+    from artifactbench.devices import DeviceError, check_device
+
+    try:
+        return check_device(value)
+    except DeviceError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+
+
+DeviceOption = Annotated[str, typer.Option(help="cpu | cuda | cuda:N", callback=_check_device)]
 ThresholdOption = Annotated[float, typer.Option(min=0.0, max=1.0)]
 RunsOption = Annotated[Path, typer.Option("--out", help="where run directories go")]
 WeightsOption = Annotated[Path | None, typer.Option(help="weights file for the one model")]
+FitOnOption = Annotated[
+    str | None,
+    typer.Option(help="bench whose train split bench-fitted models (fakeprint) fit on"),
+]
 
 
-def _bar_columns() -> tuple[ProgressColumn, ...]:
-    return (
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-        TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
-    )  # fmt: skip
+def _say(line: str) -> None:
+    """A line for the person running the command, on stderr beside the progress."""
+    err.print(line, markup=False, highlight=False)
 
 
 def _parse_bench(spec: str, options: BenchOptions | None = None) -> Bench:
@@ -122,6 +122,17 @@ def _parse_models(spec: str) -> list[DetectorCard]:
         return resolve_models(spec)
     except UnknownModel as exc:
         raise UsageProblem(str(exc)) from exc
+
+
+def _fit_bench(spec: str | None, cards: list[DetectorCard]) -> Bench | None:
+    """The bench a bench-fitted model fits on instead of the scored one (which may have no
+    train split, as an `ai/` + `real/` folder has not)."""
+    if spec is None:
+        return None
+    if not any(card.fits_on_bench for card in cards):
+        fitted = ", ".join(c.id for c in _parse_models("all") if c.fits_on_bench)
+        raise UsageProblem(f"--fit-on applies to bench-fitted models ({fitted}); none is chosen")
+    return _parse_bench(spec)
 
 
 def _weights_for(cards: list[DetectorCard], weights: Path | None) -> dict[str, Path]:
@@ -155,6 +166,7 @@ def run(
     seed: Annotated[int, typer.Option()] = 0,
     out_dir: RunsOption = Path("runs"),
     weights: WeightsOption = None,
+    fit_on: FitOnOption = None,
     strict: Annotated[bool, typer.Option(help="an unavailable model is an error")] = False,
     transform: Annotated[
         list[str] | None,
@@ -183,7 +195,7 @@ def run(
         split=split.value, n_per_source=n_per_source, limit=limit, batch_size=batch_size,
         workers=workers, device=device, threshold=threshold, seed=seed, out=out_dir,
         strict=strict, weights=_weights_for(cards, weights), chains=chains,
-        engine=engine.value, ray=ray_options,
+        engine=engine.value, ray=ray_options, fit_on=_fit_bench(fit_on, cards),
     )  # fmt: skip
     _execute(bench_obj, cards, options)
 
@@ -239,6 +251,7 @@ def codec(
     seed: Annotated[int, typer.Option()] = 0,
     out_dir: RunsOption = Path("runs"),
     weights: WeightsOption = None,
+    fit_on: FitOnOption = None,
 ) -> None:
     """Score every track through each codec round trip (Table X, P(AI) spread, codec sanity)."""
     from artifactbench.runner import RunOptions
@@ -257,7 +270,7 @@ def codec(
     options = RunOptions(
         split=split.value, n_per_source=n_per_source, limit=limit, batch_size=batch_size,
         workers=workers, device=device, threshold=threshold, seed=seed, out=out_dir,
-        weights=_weights_for(cards, weights), chains=chains,
+        weights=_weights_for(cards, weights), chains=chains, fit_on=_fit_bench(fit_on, cards),
     )  # fmt: skip
     _execute(bench_obj, cards, options)
 
@@ -275,61 +288,62 @@ def _parse_chain(spec: str) -> list[Transform]:
 
 
 def _execute(bench_obj: Bench, cards: list[DetectorCard], options: RunOptions) -> None:
-    """Run with progress bars, report skipped models, print the summary and variant tables."""
+    """Run with progress, print the summary and variant tables and the run directory."""
     from artifactbench.detectors.base import Unavailable
-    from artifactbench.runner import EngineFailure
+    from artifactbench.runner import EngineFailure, Interrupted, NothingToScore
     from artifactbench.runner import run as run_bench
 
-    split, limit = options.split, options.limit
-    available = len(bench_obj.select(split))
-    if limit is not None and limit < available:
-        err.print(
-            f"[yellow]warning:[/yellow] --limit {limit}: scoring {limit} of {available} tracks "
-            "(a seeded sample; recorded in run.json)"
-        )
     in_sample = [c.id for c in cards if c.fits_on_bench and c.id not in options.weights]
-    if in_sample and split != Split.test.value:
-        err.print(
-            f"[yellow]warning:[/yellow] {', '.join(in_sample)} fit(s) on the train split: "
-            f"scores on its train tracks are in-sample"
+    if in_sample and options.split != Split.test.value and options.fit_on is None:
+        _say(
+            f"warning: {', '.join(in_sample)} fit(s) on the train split: "
+            "scores on its train tracks are in-sample"
         )
     try:
-        with Progress(*_bar_columns(), console=err, transient=False) as progress:
-            result = run_bench(bench_obj, cards, options, _progress_hook(progress))
-    except Unavailable as exc:
-        raise UsageProblem(f"{exc} (fix: {exc.hint})") from exc
+        with progress_to(err) as progress:
+            result = run_bench(bench_obj, cards, options, progress, say=_say)
+    except (Unavailable, NothingToScore) as exc:
+        hint = getattr(exc, "hint", None)
+        raise UsageProblem(f"{exc} (fix: {hint})" if hint else str(exc)) from exc
     except EngineFailure as exc:
         err.print(f"[red]error:[/red] {exc}; scores written so far are kept, rerun to resume")
         raise typer.Exit(1) from exc
-    for skip in result.skipped:
-        reason = skip.reason.removeprefix(f"{skip.model}: ")
-        err.print(f"[yellow]skipped {skip.model}:[/yellow] {reason}; fix: {skip.hint}")
+    except Interrupted as exc:
+        _say(str(exc))
+        raise typer.Exit(130) from None
     _print_run(result.run_dir)
     out.print(f"run directory: {result.run_dir}")
 
 
 def _print_run(run_dir: Path) -> None:
     """The summary tables, then the variant comparison when the run has several variants."""
-    from artifactbench.reports import print_summary
+    from artifactbench.reports.console import print_run
 
-    metrics = json.loads((run_dir / "metrics.json").read_text())
-    sanity = json.loads((run_dir / "sanity.json").read_text())
-    print_summary(out, metrics, sanity)
-    report = (run_dir / "report.md").read_text()
-    for heading in ("\n## Table X layout", "\n## Variants"):
-        if heading in report:
-            out.print(report[report.index(heading) + 1 :], markup=False, highlight=False)
-            break
+    print_run(out, run_dir)
 
 
 def _latest_run(runs: Path) -> Path:
-    found = sorted(runs.glob("*/predictions.parquet"), key=lambda p: p.stat().st_mtime)
+    """The newest complete run directory under `runs` (partial ones are passed over)."""
+    from artifactbench.runner import is_partial_run
+
+    found = sorted(
+        (p for p in runs.glob("*/predictions.parquet") if not is_partial_run(p.parent)),
+        key=lambda p: p.stat().st_mtime,
+    )
     if not found:
         raise UsageProblem(f"no run found under {runs}; give RUN_DIR or run `artifactbench run`")
     return found[-1].parent
 
 
 def _predictions(run_dir: Path) -> Path:
+    """The predictions of a complete run directory; anything else is refused in one line."""
+    from artifactbench.runner import is_partial_run
+
+    if is_partial_run(run_dir):
+        raise UsageProblem(
+            f"{run_dir} is an incomplete run directory (its run was interrupted or is still "
+            "writing); rerun the command that made it to resume"
+        )
     path = run_dir / "predictions.parquet"
     if not path.is_file():
         raise UsageProblem(f"{run_dir} is not a run directory (no predictions.parquet)")
@@ -344,21 +358,37 @@ def sanity(
     ),
 ) -> None:
     """Print the per-subset sanity table of a run, from its predictions alone."""
-    from artifactbench.reports import build_results, read_predictions
+    from artifactbench.reports import (
+        NothingToReport,
+        PredictionsError,
+        build_results,
+        read_predictions,
+    )
     from artifactbench.reports.tables import sanity_markdown
 
-    path = _predictions(run_dir or _latest_run(runs))
-    preds, meta = read_predictions(path)
-    _, table = build_results(preds, meta)
+    directory = run_dir or _latest_run(runs)
+    path = _predictions(directory)
+    try:
+        preds, meta = read_predictions(path)
+        _, table = build_results(preds, meta)
+    except NothingToReport as exc:
+        raise UsageProblem(f"{directory} has no scored model: nothing to report") from exc
+    except PredictionsError as exc:
+        raise UsageProblem(str(exc)) from exc
     out.print(sanity_markdown(table), markup=False)
 
 
 @app.command()
 def report(run_dir: Annotated[Path, typer.Argument(help="run directory")]) -> None:
     """Rebuild every table and plot of a run from predictions.parquet (no model is called)."""
-    from artifactbench.reports import write_reports
+    from artifactbench.reports import NothingToReport, PredictionsError, write_reports
 
-    written = write_reports(_predictions(run_dir), run_dir)
+    try:
+        written = write_reports(_predictions(run_dir), run_dir)
+    except NothingToReport as exc:
+        raise UsageProblem(f"{run_dir} has no scored model: nothing to report") from exc
+    except PredictionsError as exc:
+        raise UsageProblem(str(exc)) from exc
     _print_run(run_dir)
     out.print(f"rebuilt: {', '.join(sorted(p.name for p in written.values()))}")
 
@@ -377,9 +407,13 @@ def score(
 ) -> None:
     """Score audio files with one model: path, P(AI), verdict per line."""
     from artifactbench.audio import DecodeError, decode_audio, detector_view
+    from artifactbench.detectors.registry import UnknownModel, resolve_models
     from artifactbench.runner import RunOptions, load_models, score_row
 
-    cards = _parse_models(model)
+    try:
+        cards = resolve_models(model, allow_all=False)
+    except UnknownModel as exc:
+        raise UsageProblem(str(exc)) from exc
     if len(cards) != 1:
         raise UsageProblem("score takes exactly one --model")
     card = cards[0]
@@ -455,22 +489,46 @@ def fetch_bench(
 def fetch_model_command(
     name: Annotated[str, typer.Argument(help="model id (see `artifactbench models`)")],
     source: Annotated[
-        str | None, typer.Option("--from", help="path or URL for files not on the hub")
+        str | None,
+        typer.Option("--from", help="a file, a folder of its files, or a URL, instead of the hub"),
     ] = None,
 ) -> None:
-    """Fetch a model's pinned files and encoders into the cache (the hub must be reachable)."""
-    from artifactbench.assets import FetchError, fetch_model, model_dir
+    """Fetch a model's files and encoders into the cache; the first fetch records their pins."""
+    from artifactbench.assets import FETCH_RECORD, FetchError, fetch_model, model_dir
+    from artifactbench.detectors.registry import (
+        UnknownModel,
+        cards,
+        fetch_refusal,
+        fetchable_cards,
+        resolve_models,
+    )
 
-    card = _parse_models(name)
-    if len(card) != 1 or card[0].fits_on_bench:
-        raise UsageProblem(f"{name}: fetch one model with published weights")
+    fetchable = fetchable_cards()
+    known = cards()
+    if name in known and name not in fetchable:
+        raise UsageProblem(
+            f"cannot fetch {name!r}: fetch one model with published weights "
+            f"({fetch_refusal(known[name])}); choose from: {', '.join(fetchable)}"
+        )
     try:
-        record = fetch_model(card[0], source)
+        chosen = resolve_models(name, allow_all=False, among=fetchable)
+    except UnknownModel as exc:
+        raise UsageProblem(str(exc)) from exc
+    if len(chosen) != 1:
+        raise UsageProblem(f"fetch one model at a time; choose from: {', '.join(fetchable)}")
+    card = chosen[0]
+    try:
+        record = fetch_model(card, source)
     except FetchError as exc:
         err.print(f"error: {exc}", markup=False, highlight=False)
         raise typer.Exit(1) from exc
     files = ", ".join(f"{k} ({v[:12]})" for k, v in sorted(record["files"].items()))
-    out.print(f"fetched {card[0].id} into {model_dir(card[0])}: {files}", markup=False)
+    commit = f" at commit {record['resolved']}" if record.get("resolved") else ""
+    out.print(
+        f"fetched {card.id}{commit} into {model_dir(card)}: {files}; pins in {FETCH_RECORD}",
+        markup=False,
+        highlight=False,
+    )
 
 
 OPEN_MODELS = ("artifactnet-open",)
@@ -525,12 +583,10 @@ def train(
 
     bench_obj = _parse_bench(bench)
     try:
-        with Progress(*_bar_columns(), console=err, transient=False) as progress:
+        with progress_to(err) as progress:
             weights = train_model(
                 bench_obj, out_dir, small=small, seed=seed, workers=workers, teacher=teacher.value,
-                demucs_dir=demucs_dir,
-                progress=lambda line: progress.console.print(line, markup=False, highlight=False),
-                bars=_progress_hook(progress),
+                demucs_dir=demucs_dir, progress=_say, bars=progress,
             )  # fmt: skip
     except ValueError as exc:
         raise UsageProblem(str(exc)) from exc
@@ -558,12 +614,17 @@ def export(
     from artifactbench.detectors.artifactnet_open.export import export_onnx
 
     path = _open_weights(weights)
-    views = None
-    if check_bench is not None:
-        labelled = _artifactnet_views(_parse_bench(check_bench), check_split, check_limit, workers)
-        views = (view for view, _ in labelled)
+    check = _parse_bench(check_bench) if check_bench is not None else None
     try:
-        record = export_onnx(path, onnx, views)
+        with progress_to(err) as progress:
+            views = None
+            if check is not None:
+                label = f"checking onnx against torch on {check.name} {check_split.value}"
+                labelled = _artifactnet_views(
+                    check, check_split, check_limit, workers, progress, label
+                )
+                views = (view for view, _ in labelled)
+            record = export_onnx(path, onnx, views)
     except ValueError as exc:
         raise UsageProblem(str(exc)) from exc
     checked = f"{record['probe_chunks']} probe chunks"
@@ -579,19 +640,27 @@ def export(
 
 
 def _artifactnet_views(
-    bench: Bench, split: Split, limit: int | None, workers: int
+    bench: Bench,
+    split: Split,
+    limit: int | None,
+    workers: int,
+    progress: ProgressHook,
+    label: str,
 ) -> Iterator[tuple[np.ndarray, str]]:
     """(7-chunk view, label) per decodable track of a bench split, as the ArtifactNet card
-    decodes it; a seeded sample of `limit` tracks when given."""
+    decodes it; a seeded sample of `limit` tracks when given. A track counts in `progress`
+    when the consumer asks for the next one, i.e. once it has been used."""
     from artifactbench.decoding import decode_stream
     from artifactbench.detectors.registry import cards
     from artifactbench.runner import limit_tracks
 
     tracks = limit_tracks(bench.select(split.value), limit, seed=0)
     view = cards()["artifactnet"].view
+    advance = progress(label, len(tracks))
     for decoded in decode_stream(list(enumerate(tracks)), [view], workers):
         if decoded.views is not None:
             yield decoded.views[0], tracks[decoded.index].label
+        advance(1)
 
 
 @app.command()
@@ -630,21 +699,25 @@ def ablate(
 
     path = _open_weights(weights)
     bench_obj = _parse_bench(bench)
-    examples = _artifactnet_views(bench_obj, split, None, workers)
+    twin = _open_weights(unbounded_weights) if unbounded_weights else None
     try:
         if channel == "bounded-mask":
-            twin = _open_weights(unbounded_weights) if unbounded_weights else None
             twin = twin or _unbounded_twin(path, bench_obj, workers)
-            result = compare_mask_bound(path, twin, examples)
-        else:
-            result = run_ablation(path, channel, examples)
+        with progress_to(err) as progress:
+            examples = _artifactnet_views(
+                bench_obj, split, None, workers, progress, f"ablate {channel} on {split.value}"
+            )
+            if twin is not None:
+                result = compare_mask_bound(path, twin, examples)
+            else:
+                result = run_ablation(path, channel, examples)
     except ValueError as exc:
         raise UsageProblem(str(exc)) from exc
-    run_dir = new_run_dir(out_dir, f"ablate-{channel}-{bench_obj.name}", split.value)
-    (run_dir / "ablation.md").write_text(render_markdown(result))
-    (run_dir / "ablation.json").write_text(render_json(result))
+    with new_run_dir(out_dir, f"ablate-{channel}-{bench_obj.name}", split.value) as target:
+        (target.work / "ablation.md").write_text(render_markdown(result))
+        (target.work / "ablation.json").write_text(render_json(result))
     out.print(render_markdown(result), markup=False, highlight=False)
-    out.print(f"run directory: {run_dir}", markup=False, highlight=False)
+    out.print(f"run directory: {target.final}", markup=False, highlight=False)
 
 
 def _unbounded_twin(weights: Path, bench: Bench, workers: int) -> Path:
@@ -662,11 +735,10 @@ def _unbounded_twin(weights: Path, bench: Bench, workers: int) -> Path:
         markup=False,
         highlight=False,
     )
-    with Progress(*_bar_columns(), console=err, transient=False) as progress:
+    with progress_to(err) as progress:
         return train_twin(
-            weights, bench, twin_dir, bounded=False, workers=workers,
-            progress=lambda line: progress.console.print(line, markup=False, highlight=False),
-            bars=_progress_hook(progress),
+            weights, bench, twin_dir, bounded=False, workers=workers, progress=_say,
+            bars=progress,
         )  # fmt: skip
 
 
@@ -704,11 +776,11 @@ def bandwidth(
         )
     bench_obj = _parse_bench(bench)
     try:
-        with Progress(*_bar_columns(), console=err, transient=False) as progress:
+        with progress_to(err) as progress:
             run_dir = measure_bandwidth(
                 bench_obj, split.value, residual, weights, workers=workers,
                 n_per_source=n_per_source, limit=limit, seed=seed, out=out_dir,
-                max_seconds=max_seconds or None, progress=_progress_hook(progress), device=device,
+                max_seconds=max_seconds or None, progress=progress, device=device,
             )  # fmt: skip
     except (ValueError, DemucsUnavailable) as exc:
         raise UsageProblem(str(exc)) from exc
@@ -742,17 +814,18 @@ def leaderboard(
 
 @app.command()
 def benches() -> None:
-    """List bench sources and whether each is ready here."""
-    from artifactbench.benches import demo_status
+    """List every bench source, whether it is ready here, and what it needs."""
+    from artifactbench.benches import BENCH_SOURCES
 
-    print(f"demo\t{demo_status()}")
-    print("folder:PATH\tyour own audio: PATH/manifest.csv, or PATH/ai and PATH/real")
+    for spec, source in BENCH_SOURCES.items():
+        print(f"{spec}\t{source.status()}\t{source.needs}")
 
 
 @app.command()
 def models(
     details: Annotated[
-        bool, typer.Option(help="add parameters, weights, view and threshold per model")
+        bool,
+        typer.Option(help="add parameters, weights and their pins, cached fits, view, threshold"),
     ] = False,
 ) -> None:
     """List detectors (from their cards) and whether each can run here."""
@@ -779,7 +852,13 @@ def _counts_line(counts: dict[str, int]) -> str:
 
 
 def _card_details(card: DetectorCard) -> list[str]:
-    """Facts from the card, and for the open ArtifactNet the counts of its shipped weights."""
+    """Facts from the card, where each file's sha256 pin comes from (the card, or the record of
+    the first fetch), cached fits of a bench-fitted model, and for the open ArtifactNet the
+    counts of its shipped weights."""
+    from artifactbench.assets import cached_fits, fetch_record, file_pins
+
+    record = fetch_record(card)
+    resolved = record.get("resolved")
     source = (
         f"{card.repo}@{card.revision}"
         if card.repo
@@ -787,9 +866,19 @@ def _card_details(card: DetectorCard) -> list[str]:
         if card.revision
         else "packaged or user-supplied"
     )
+    if isinstance(resolved, str) and resolved != card.revision:
+        source += f" (resolved to {resolved} at first fetch)"
     view = card.view
     crop = f"{view.n_chunks} x {view.seconds} s chunks" if view.crop == "chunks" else view.crop
-    files = ", ".join(f"{f.name} sha256 {(f.sha256 or 'not pinned')[:12]}" for f in card.files)
+    origins = {
+        "card": "pinned by the card",
+        "recorded": "recorded at first fetch",
+        "none": "not pinned yet: the first fetch records it",
+    }
+    files = ", ".join(
+        f"{name} sha256 {(sha or '-')[:12]} ({origins[origin]})"
+        for name, (sha, origin) in file_pins(card).items()
+    )
     weights = f"{source}; {files}" if card.files else "none (fitted on the bench's train split)"
     lines = [
         f"params: {card.params or 'unknown'}",
@@ -797,6 +886,16 @@ def _card_details(card: DetectorCard) -> list[str]:
         f"view: {view.rate} Hz, {crop if view.seconds else 'whole track'}; "
         f"threshold {card.threshold}",
     ]
+    if card.fits_on_bench:
+        fits = cached_fits(card)
+        if not fits:
+            lines.append("cached fits: none yet (a run on a bench fits and caches one)")
+        for path, fit in fits:
+            lines.append(
+                f"cached fit: {path} (bench {fit.get('bench', '?')}, "
+                f"{fit.get('bench_fingerprint', '?')}, {fit.get('split', '?')} split, "
+                f"{fit.get('n_train_tracks', '?')} tracks); use with --weights {path}"
+            )
     if card.family == "artifactnet_open":
         from artifactbench.assets import resolve_files
         from artifactbench.detectors.artifactnet_open.detector import read_weights
@@ -817,15 +916,22 @@ def _fail(message: str, code: int = 2) -> None:
     sys.exit(code)
 
 
+def _terminate(_signum: int, _frame: object) -> None:
+    """SIGTERM stops a command as Ctrl-C does: committed work is kept, nothing half-written."""
+    raise KeyboardInterrupt
+
+
 def main() -> None:
-    """Entry point: wrong input is one line on stderr and exit code 2, never a traceback."""
+    """Entry point: wrong input is one line on stderr and exit code 2, never a traceback;
+    SIGINT and SIGTERM are one line and exit code 130."""
+    signal.signal(signal.SIGTERM, _terminate)
     command = typer.main.get_command(app)
     try:
         code = command.main(args=sys.argv[1:], prog_name="artifactbench", standalone_mode=False)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
-    except typer.Abort:
-        _fail("aborted", 130)
+    except (typer.Abort, KeyboardInterrupt):
+        _fail("interrupted", 130)
     except UsageProblem as exc:
         _fail(str(exc))
     except typer.TyperException as exc:  # click's usage errors, vendored by typer

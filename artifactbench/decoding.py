@@ -26,7 +26,7 @@ from artifactbench.audio import (
     detector_view,
 )
 from artifactbench.benches.base import ResolveError, Track
-from artifactbench.processes import exit_with_parent
+from artifactbench.processes import exit_with_parent, stop_pool
 from artifactbench.transforms import Transform, TransformError, apply_chain
 
 
@@ -135,12 +135,13 @@ def decode_stream(
     window = max(2, workers * 3)
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(["artifactbench.decoding"])
-    with ProcessPoolExecutor(
+    pool = ProcessPoolExecutor(
         max_workers=workers,
         mp_context=context,
         initializer=exit_with_parent,
         initargs=(os.getpid(),),
-    ) as pool:
+    )
+    try:
         in_flight: set[Future[list[Decoded]]] = set()
         next_chunk = 0
         while next_chunk < len(chunks) or in_flight:
@@ -152,3 +153,7 @@ def decode_stream(
             done, in_flight = wait(in_flight, return_when=FIRST_COMPLETED)
             for future in done:
                 yield from future.result()
+    except BaseException:  # interrupted, or the consumer stopped early: no waiting on workers
+        stop_pool(pool)
+        raise
+    pool.shutdown()

@@ -17,7 +17,7 @@ import math
 import os
 import pickle
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,9 +29,9 @@ from artifactbench.benches.base import Bench, Track
 from artifactbench.decoding import Decoded, decode_track
 from artifactbench.detectors.base import Detector, DetectorCard, FitPlan, LoadContext, Unavailable
 from artifactbench.detectors.registry import backend
+from artifactbench.progress import ProgressHook
 from artifactbench.runner import (
     EngineFailure,
-    ProgressHook,
     RayOptions,
     RunOptions,
     ScorePlan,
@@ -196,17 +196,18 @@ def score_tracks(
     store: ScoreStore,
     options: RunOptions,
     progress: ProgressHook,
+    say: Callable[[str], None],
 ) -> tuple[dict[int, str], dict[int, Decoded], int]:
-    """The Ray counterpart of `runner.score_tracks`: same plan, same store, same return."""
+    """The Ray counterpart of `runner.score_tracks`: same plan, same store, same return;
+    progress counts the tracks of each batch once its answers are committed."""
     ray = ray_module()
     plan = plan_scoring(tracks, models, store, options)
     shas, done = plan.shas, plan.done
-    advance = progress("scoring (ray)", len(plan.todo))
     resolve_failures: dict[int, Decoded] = {}
     if not plan.todo or not models:
-        for _ in plan.todo:
-            advance(1)
+        say(f"all {len(tracks)} tracks answered by the store")
         return shas, resolve_failures, 0
+    advance = progress("scoring (ray)", len(plan.todo))
     started_here = not ray.is_initialized()
     if started_here:
         connect(ray, options.ray, len(models))
@@ -219,7 +220,6 @@ def score_tracks(
             seen: list[tuple[str, str]] = []
             for row, (index, sha) in enumerate(zip(batch["index"], batch["sha"], strict=True)):
                 index = int(index)
-                advance(1)
                 if not sha:
                     error = str(batch["error"][row])
                     resolve_failures[index] = Decoded(index, None, None, "resolve", error)
@@ -233,6 +233,7 @@ def score_tracks(
                             results.append((plan.loaded[slot].key, sha, answer))
             calls += sum(int(batch[f"calls_{m.card.id}"].sum()) for m in models)
             store.write(results, seen)
+            advance(len(batch["index"]))
     except ray.exceptions.RayError as exc:
         raise EngineFailure(f"the Ray engine stopped: {_first_line(exc)}") from exc
     finally:

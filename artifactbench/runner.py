@@ -11,9 +11,11 @@ import hashlib
 import json
 import os
 import platform
+import shutil
 import subprocess
 import time
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib import metadata
@@ -38,6 +40,7 @@ from artifactbench.detectors.base import (
 )
 from artifactbench.detectors.registry import backend
 from artifactbench.paths import cache_dir
+from artifactbench.progress import ProgressHook, no_progress
 from artifactbench.store import ScoreKey, ScoreRow, ScoreStore
 from artifactbench.transforms import Transform, chain_hash, chain_spec, describe_chain
 
@@ -67,6 +70,26 @@ class EngineFailure(RuntimeError):
     detector); every batch written before it stays in the store, so a rerun resumes."""
 
 
+class Interrupted(Exception):
+    """SIGINT or SIGTERM stopped the run: the answers committed so far stay in the store and no
+    run directory is left behind, so the same command resumes."""
+
+    def __init__(self, answers: int, store: Path) -> None:
+        super().__init__(
+            f"interrupted: {answers} answers kept in {store}; rerun the same command to resume"
+        )
+        self.answers = answers
+        self.store = store
+
+
+class NothingToScore(ValueError):
+    """Every chosen detector was skipped: no run directory is written."""
+
+
+# A run directory is written under this suffix and renamed when complete.
+PARTIAL_SUFFIX = ".partial"
+
+
 @dataclass
 class RunOptions:
     split: str = "test"
@@ -84,6 +107,9 @@ class RunOptions:
     chains: list[list[Transform]] = field(default_factory=lambda: [[]])
     engine: str = "local"  # one of ENGINES
     ray: RayOptions = field(default_factory=RayOptions)
+    # Where bench-fitted detectors (fakeprint) fit: this bench's train split (None: the scored
+    # bench's), for benches without a train split of their own.
+    fit_on: Bench | None = None
 
 
 @dataclass
@@ -91,6 +117,12 @@ class Skipped:
     model: str
     reason: str
     hint: str
+
+    def line(self) -> str:
+        """The one line a person reads: the model, why, and the command that fixes it."""
+        return (
+            f"skipped {self.model}: {self.reason.removeprefix(f'{self.model}: ')}; fix: {self.hint}"
+        )
 
 
 @dataclass
@@ -116,27 +148,39 @@ class RunResult:
     seconds: float
 
 
-ProgressHook = Callable[[str, int], Callable[[int], None]]
+def _say_nothing(_line: str) -> None:
+    return None
 
 
-def _no_progress(_label: str, _total: int) -> Callable[[int], None]:
-    return lambda _n: None
+def _rank(seed: int, name: str) -> str:
+    return hashlib.sha256(f"{seed}:{name}".encode()).hexdigest()
 
 
 def limit_tracks(tracks: list[Track], limit: int | None, seed: int) -> list[Track]:
-    """A seeded, bench-order-preserving sample of `limit` tracks (all subsets stay represented)."""
+    """A seeded sample of `limit` tracks in bench order, stratified: subsets take turns (each
+    giving its next track in sha256("SEED:track_id") order), so every subset is present as
+    soon as `limit` reaches the number of subsets, and they stay balanced beyond it."""
     if limit is None or limit >= len(tracks):
         return tracks
-    rank = sorted(
-        range(len(tracks)),
-        key=lambda i: hashlib.sha256(f"{seed}:{tracks[i].track_id}".encode()).hexdigest(),
-    )
-    keep = set(rank[:limit])
+    queues: dict[str, list[int]] = {}
+    for i, track in enumerate(tracks):
+        queues.setdefault(track.subset, []).append(i)
+    turns = [
+        sorted(queue, key=lambda i: _rank(seed, tracks[i].track_id))
+        for _, queue in sorted(queues.items(), key=lambda item: _rank(seed, item[0]))
+    ]
+    keep: set[int] = set()
+    depth = 0
+    while len(keep) < limit:
+        for queue in turns:
+            if depth < len(queue) and len(keep) < limit:
+                keep.add(queue[depth])
+        depth += 1
     return [t for i, t in enumerate(tracks) if i in keep]
 
 
 def fit_plan(
-    card: DetectorCard, bench: Bench, workers: int, progress: ProgressHook = _no_progress
+    card: DetectorCard, bench: Bench, workers: int, progress: ProgressHook = no_progress
 ) -> FitPlan | None:
     """How a bench-fitted detector fits: on the bench's train split only, cached by its identity."""
     train = bench.select("train")
@@ -172,12 +216,15 @@ def load_models(
     cards: Iterable[DetectorCard],
     bench: Bench | None,
     options: RunOptions,
-    progress: ProgressHook = _no_progress,
+    progress: ProgressHook = no_progress,
 ) -> tuple[list[Detector], list[Skipped]]:
-    """Load every chosen detector once; an unavailable one is skipped with its fix (or raised)."""
+    """Load every chosen detector once; an unavailable one is skipped with its fix (or raised).
+
+    Bench-fitted detectors fit on `options.fit_on` when given, else on `bench`."""
     loaded, skipped = [], []
+    fit_bench = options.fit_on or bench
     for card in cards:
-        plan = None if bench is None else fit_plan(card, bench, options.workers, progress)
+        plan = None if fit_bench is None else fit_plan(card, fit_bench, options.workers, progress)
         context = LoadContext(device=options.device, seed=options.seed, fit_plan=plan)
         weights = options.weights.get(card.id)
         try:
@@ -195,15 +242,44 @@ def load_models(
 
 
 class _Scorer:
-    """Buffers views per detector, scores full batches and commits each to the store."""
+    """Buffers views per detector, scores full batches and commits each to the store.
 
-    def __init__(self, models: list[LoadedModel], store: ScoreStore, batch_size: int) -> None:
+    A track counts as done (`advance`) only once every answer it needs is committed."""
+
+    def __init__(
+        self,
+        models: list[LoadedModel],
+        store: ScoreStore,
+        batch_size: int,
+        advance: Callable[[int], None],
+    ) -> None:
         self.models = models
         self.store = store
         self.batch_size = batch_size
+        self.advance = advance
         self.buffers: list[list[tuple[str, np.ndarray]]] = [[] for _ in models]
         self.pending_locators: list[tuple[str, str]] = []
         self.calls = 0
+        self.missing: dict[str, int] = {}  # audio sha256 -> answers not yet committed
+        self.waiting: dict[str, int] = {}  # audio sha256 -> tracks done when it is answered
+
+    def expect(self, sha: str, answers: int) -> None:
+        """A track whose audio still needs `answers` answers (0: the store has them all)."""
+        self.missing[sha] = self.missing.get(sha, 0) + answers
+        self.waiting[sha] = self.waiting.get(sha, 0) + 1
+        self._settle([sha])
+
+    def _commit(self, rows: list[tuple[ScoreKey, str, ScoreRow]]) -> None:
+        self.store.write(rows, self._take_locators())
+        for _, sha, _ in rows:
+            self.missing[sha] -= 1
+        self._settle({sha for _, sha, _ in rows})
+
+    def _settle(self, shas: Iterable[str]) -> None:
+        for sha in shas:
+            if self.missing.get(sha) == 0:
+                del self.missing[sha]
+                self.advance(self.waiting.pop(sha))
 
     def add(self, model_index: int, sha: str, view: np.ndarray) -> None:
         self.buffers[model_index].append((sha, view))
@@ -211,7 +287,7 @@ class _Scorer:
             self.flush(model_index)
 
     def fail(self, rows: list[tuple[ScoreKey, str, ScoreRow]]) -> None:
-        self.store.write(rows, self._take_locators())
+        self._commit(rows)
 
     def remember(self, locator: str, sha: str) -> None:
         self.pending_locators.append((locator, sha))
@@ -227,7 +303,7 @@ class _Scorer:
         self.buffers[model_index] = []
         model = self.models[model_index]
         rows = [(model.key, sha, row) for sha, row in self._score(model.detector, batch)]
-        self.store.write(rows, self._take_locators())
+        self._commit(rows)
 
     def flush_all(self) -> None:
         for i in range(len(self.models)):
@@ -357,25 +433,30 @@ def score_tracks(
     models: list[Detector],
     store: ScoreStore,
     options: RunOptions,
-    progress: ProgressHook = _no_progress,
+    progress: ProgressHook = no_progress,
+    say: Callable[[str], None] = _say_nothing,
 ) -> tuple[dict[int, str], dict[int, Decoded], int]:
     """Fill the store for every (model, track) pair not yet answered, on this machine.
 
-    Returns the audio sha256 of each track index, the resolve failures by index, and the number
-    of detector calls made.
+    Progress counts tracks whose answers are all committed to the store. Returns the audio
+    sha256 of each track index, the resolve failures by index, and the number of detector calls
+    made.
     """
     plan = plan_scoring(tracks, models, store, options)
     loaded, done, shas = plan.loaded, plan.done, plan.shas
+    if not plan.todo:
+        say(f"all {len(tracks)} tracks answered by the store")
+        return shas, {}, 0
     advance = progress("scoring", len(plan.todo))
-    scorer = _Scorer(loaded, store, options.batch_size)
+    scorer = _Scorer(loaded, store, options.batch_size, advance)
     resolve_failures: dict[int, Decoded] = {}
     decoded_stream = decode_stream(
         plan.todo, plan.specs, options.workers, chains=options.chains, seed=options.seed
     )
     for decoded in decoded_stream:
-        advance(1)
         if decoded.audio_sha256 is None:
             resolve_failures[decoded.index] = decoded
+            advance(1)
             continue
         sha = decoded.audio_sha256
         shas[decoded.index] = sha
@@ -383,6 +464,7 @@ def score_tracks(
         needs = [j for j, d in enumerate(done) if sha not in d]
         for j in needs:
             done[j].add(sha)
+        scorer.expect(sha, len(needs))
         for j in needs:
             failure = variant_failure(decoded, loaded[j].variant)
             if failure is not None:
@@ -452,16 +534,45 @@ def write_predictions(
     os.replace(tmp, path)
 
 
-def new_run_dir(out: Path, bench: str, split: str) -> Path:
+def _free_name(base: Path) -> Path:
+    """`base`, or `base-2`, `base-3`, ... : the first name neither a run nor a partial one has."""
+    path, n = base, 1
+    while path.exists() or path.with_name(path.name + PARTIAL_SUFFIX).exists():
+        n += 1
+        path = base.with_name(f"{base.name}-{n}")
+    return path
+
+
+@dataclass
+class RunDir:
+    """A run directory being written (`work`) and the name it takes once complete (`final`)."""
+
+    work: Path
+    final: Path
+
+
+@contextmanager
+def new_run_dir(out: Path, bench: str, split: str) -> Iterator[RunDir]:
+    """A run directory that appears only complete: written as NAME.partial, renamed to NAME when
+    the block ends, and removed if the block raises (an interrupted run leaves none)."""
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     safe = "".join(c if c.isalnum() or c in "-_." else "-" for c in bench).strip("-")
-    base = out / f"{safe}-{split}-{stamp}"
-    run_dir, n = base, 1
-    while run_dir.exists():
-        n += 1
-        run_dir = base.with_name(f"{base.name}-{n}")
-    run_dir.mkdir(parents=True)
-    return run_dir
+    final = _free_name(out / f"{safe}-{split}-{stamp}")
+    target = RunDir(final.with_name(final.name + PARTIAL_SUFFIX), final)
+    target.work.mkdir(parents=True)
+    try:
+        yield target
+    except BaseException:
+        shutil.rmtree(target.work, ignore_errors=True)
+        raise
+    if final.exists():  # another run took the name meanwhile
+        target.final = _free_name(final)
+    target.work.rename(target.final)
+
+
+def is_partial_run(path: Path) -> bool:
+    """A run directory still being written, or left by a run killed before it finished."""
+    return path.name.endswith(PARTIAL_SUFFIX)
 
 
 def _engine_record(options: RunOptions) -> dict[str, Any]:
@@ -499,12 +610,16 @@ def run(
     bench: Bench,
     cards: list[DetectorCard],
     options: RunOptions,
-    progress: ProgressHook = _no_progress,
+    progress: ProgressHook = no_progress,
     store_path: Path | None = None,
+    say: Callable[[str], None] = _say_nothing,
 ) -> RunResult:
-    """Run the benchmark and leave every file of the results contract in a new run directory."""
-    from artifactbench.reports import write_reports
+    """Run the benchmark and leave every file of the results contract in a new run directory.
 
+    `say` gets the lines a person should read as they happen (the sample a --limit kept,
+    skipped models, a store that answers everything). With no model left to score nothing is
+    written (NothingToScore); SIGINT stops it as Interrupted, the store keeping every committed
+    answer and no run directory left behind."""
     if options.engine not in ENGINES:
         raise ValueError(f"unknown engine {options.engine!r}; choose from: {', '.join(ENGINES)}")
     started = time.perf_counter()
@@ -512,20 +627,67 @@ def run(
     if options.n_per_source is not None:
         selected = cohort(selected, options.n_per_source, options.seed)
     tracks = limit_tracks(selected, options.limit, options.seed)
-    models, skipped = load_models(cards, bench, options, progress)
-    run_dir = new_run_dir(options.out, bench.name, options.split)
-    with ScoreStore(store_path or options.out / "scores.sqlite") as store:
-        if options.engine == "ray":
-            from artifactbench import ray_engine
+    if len(tracks) < len(selected):
+        say(_sample_line(options.limit, selected, tracks))
+    store_file = (store_path or options.out / "scores.sqlite").resolve()
+    store: ScoreStore | None = None
+    try:
+        models, skipped = load_models(cards, bench, options, progress)
+        for skip in skipped:
+            say(skip.line())
+        if not models:
+            names = ", ".join(s.model for s in skipped) or "none chosen"
+            raise NothingToScore(f"no model left to score (skipped: {names}); nothing written")
+        with ScoreStore(store_file) as store:
+            if options.engine == "ray":
+                from artifactbench import ray_engine
 
-            shas, resolve_failures, calls = ray_engine.score_tracks(
-                bench, tracks, models, store, options, progress
+                shas, resolve_failures, calls = ray_engine.score_tracks(
+                    bench, tracks, models, store, options, progress, say
+                )
+            else:
+                shas, resolve_failures, calls = score_tracks(
+                    tracks, models, store, options, progress, say
+                )
+            rows = predictions_table(
+                tracks, models, store, shas, resolve_failures, options.chains, options.seed
             )
-        else:
-            shas, resolve_failures, calls = score_tracks(tracks, models, store, options, progress)
-        rows = predictions_table(
-            tracks, models, store, shas, resolve_failures, options.chains, options.seed
-        )
+        record = _run_record(bench, options, selected, tracks, models, skipped, store_file)
+        record["detector_calls"] = calls
+        with new_run_dir(options.out, bench.name, options.split) as target:
+            _write_run(target.work, bench, options, tracks, models, rows, record, started)
+    except KeyboardInterrupt:
+        raise Interrupted(store.written if store else 0, store_file) from None
+    return RunResult(
+        target.final, [m.card.id for m in models], skipped, len(tracks), calls,
+        time.perf_counter() - started,
+    )  # fmt: skip
+
+
+def _sample_line(limit: int | None, selected: list[Track], tracks: list[Track]) -> str:
+    """Which sample a --limit kept, subsets named, so a missing subset is seen before scoring."""
+    present = sorted({t.subset for t in tracks})
+    every = {t.subset for t in selected}
+    return (
+        f"warning: --limit {limit}: scoring {len(tracks)} of {len(selected)} tracks, "
+        f"{len(present)} of {len(every)} subsets present (a stratified seeded sample; recorded "
+        f"in run.json): {', '.join(present)}"
+    )
+
+
+def _write_run(
+    run_dir: Path,
+    bench: Bench,
+    options: RunOptions,
+    tracks: list[Track],
+    models: list[Detector],
+    rows: list[dict[str, Any]],
+    record: dict[str, Any],
+    started: float,
+) -> None:
+    """predictions.parquet, run.json and every report, into a run directory being written."""
+    from artifactbench.reports import write_reports
+
     subsets = sorted({t.subset for t in tracks})
     meta = {
         "threshold": options.threshold,
@@ -539,7 +701,23 @@ def run(
         },
     }
     write_predictions(rows, meta, run_dir / "predictions.parquet", extra_columns(tracks))
-    run_json = {
+    record["seconds"] = round(time.perf_counter() - started, 3)
+    record["finished_utc"] = datetime.now(UTC).isoformat(timespec="seconds")
+    (run_dir / "run.json").write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
+    write_reports(run_dir / "predictions.parquet", run_dir, seed=options.seed)
+
+
+def _run_record(
+    bench: Bench,
+    options: RunOptions,
+    selected: list[Track],
+    tracks: list[Track],
+    models: list[Detector],
+    skipped: list[Skipped],
+    store_file: Path,
+) -> dict[str, Any]:
+    """run.json: how the run was made (harness, bench, options, detectors, packages)."""
+    return {
         "harness": {"version": __version__, "git_revision": _git_revision()},
         "bench": {"name": bench.name, "fingerprint": bench.fingerprint, "source": bench.source},
         "split": options.split,
@@ -550,7 +728,13 @@ def run(
         "workers": options.workers,
         "engine": _engine_record(options),
         "cohort": {"n_per_source": options.n_per_source, "seed": options.seed},
-        "limit": {"requested": options.limit, "original": len(selected), "effective": len(tracks)},
+        "limit": {
+            "requested": options.limit,
+            "original": len(selected),
+            "effective": len(tracks),
+            "subsets": sorted({t.subset for t in tracks}),
+        },  # fmt: skip
+        "fit_on": _fit_record(options.fit_on),
         "decode_protocol": DECODE_PROTOCOL,
         "variants": [
             {
@@ -574,15 +758,12 @@ def run(
             for m in models
         },
         "skipped": {s.model: {"reason": s.reason, "fix": s.hint} for s in skipped},
-        "store": str((store_path or options.out / "scores.sqlite").resolve()),
-        "detector_calls": calls,
-        "seconds": round(time.perf_counter() - started, 3),
-        "finished_utc": datetime.now(UTC).isoformat(timespec="seconds"),
+        "store": str(store_file),
         "packages": _versions(),
     }
-    (run_dir / "run.json").write_text(json.dumps(run_json, indent=2, sort_keys=True) + "\n")
-    write_reports(run_dir / "predictions.parquet", run_dir, seed=options.seed)
-    return RunResult(
-        run_dir, [m.card.id for m in models], skipped, len(tracks), calls,
-        time.perf_counter() - started,
-    )  # fmt: skip
+
+
+def _fit_record(fit_on: Bench | None) -> dict[str, str] | None:
+    if fit_on is None:
+        return None
+    return {"name": fit_on.name, "fingerprint": fit_on.fingerprint, "split": "train"}

@@ -60,6 +60,8 @@ class ScoreStore:
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
+        # Answers committed through this handle: what an interrupted run keeps.
+        self.written = 0
         self._db = sqlite3.connect(path, timeout=60, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
@@ -119,6 +121,7 @@ class ScoreStore:
         locators: Iterable[tuple[str, str]] = (),
     ) -> None:
         """Write one batch of answers and the locators they came from in one transaction."""
+        results = list(results)
         with self._transaction():
             self._db.executemany(
                 "INSERT OR REPLACE INTO audio_index (locator, audio_sha256) VALUES (?, ?)",
@@ -143,6 +146,7 @@ class ScoreStore:
                     for k, sha, r in results
                 ],
             )
+        self.written += len(results)
 
     @contextmanager
     def _transaction(self) -> Iterator[None]:

@@ -68,11 +68,13 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Bench, list, Path
 
 def test_every_stage_has_a_progress_bar_that_completes(trained: tuple) -> None:
     """One bar per stage, each advanced exactly to its announced total (steps per epoch x
-    epochs, from the schedule)."""
+    epochs, from the schedule; batches for the teacher and feature passes)."""
     n = len(trained[1])
     expected = {
         "decode train tracks": n,
+        "phase 1 teacher residuals": -(-TINY.distill_segments // TINY.batch),
         "phase 1 distill": TINY.distill * 1,
+        "phase 2 features of the train segments": -(-n * TINY.segments_per_track // TINY.batch),
         "phase 2 classifier": TINY.classifier * 1,
         "phase 2 steer": TINY.steer * 1,
         "phase 3 encode x3 codecs": TINY.codec_segments,

@@ -59,7 +59,7 @@ def folder_bench(root: Path, n: int = 6, broken: bool = True) -> Path:
         (["run", "--nope"], "No such option: --nope"),
         (["frobnicate"], "Commands: run, codec, sanity, report, score"),
         (["report", "/no/such/run"], "not a run directory"),
-        (["score", "x.wav", "--model", "nope"], "choose from: all, "),
+        (["score", "x.wav", "--model", "nope"], "choose from: artifactnet-open-demo, "),
         (["fetch", "model", "fakeprint"], "fetch one model with published weights"),
         (["fetch", "bench", "sonics"], "choose from: artifactbench"),
         (["ablate", "mel_HP"], "choose from: all, bounded-mask, mel_res, mel_H"),

@@ -31,6 +31,8 @@ HULL_WINDOW = 10
 HULL_FLOOR_DB = -45.0
 RESIDUE_CLIP_DB = 5.0
 FEATURE_VERSION = "fakeprint-v1"
+# numpy and scikit-learn on the host: `--device` does not move this model.
+DEVICE = "cpu"
 
 
 def mean_log_spectrum(audio: np.ndarray, rate: int) -> np.ndarray:
@@ -176,12 +178,14 @@ def load(card: DetectorCard, weights: Path | None, context: LoadContext) -> Fake
     """Weights from `--weights`, else the cached fit for this bench, else fit and cache now."""
     if weights is not None:
         fitted = FakeprintFit.from_file(weights)
-        return FakeprintDetector(card, fitted, {"weights": str(weights), "source": "file"})
+        provenance = {"weights": str(weights), "source": "file", "device": DEVICE}
+        return FakeprintDetector(card, fitted, provenance)
     fit_plan = context.fit_plan
     if fit_plan is None:
         raise Unavailable(
-            "fakeprint has no weights and no bench to fit on",
-            "artifactbench run --models fakeprint --bench demo",
+            "fakeprint fits on a train split and the scored bench has none",
+            "--fit-on demo (or another bench with a train split), or --weights FIT.json "
+            "(`artifactbench models --details` lists cached fits)",
         )
     if fit_plan.cache_path.exists():
         fitted = FakeprintFit.from_file(fit_plan.cache_path)
@@ -196,5 +200,10 @@ def load(card: DetectorCard, weights: Path | None, context: LoadContext) -> Fake
         tmp.write_text(fitted.to_json())
         tmp.replace(fit_plan.cache_path)
         source = "fitted now"
-    provenance = {"source": source, "path": str(fit_plan.cache_path), **fitted.provenance}
+    provenance = {
+        "source": source,
+        "path": str(fit_plan.cache_path),
+        **fitted.provenance,
+        "device": DEVICE,
+    }
     return FakeprintDetector(card, fitted, provenance)

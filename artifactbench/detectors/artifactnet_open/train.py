@@ -32,10 +32,10 @@ from artifactbench.decoding import decode_stream
 from artifactbench.detectors.artifactnet_open.features import hpss
 from artifactbench.detectors.artifactnet_open.model import ArtifactNetConfig, ArtifactNetOpen
 from artifactbench.metrics import binary_metrics
+from artifactbench.progress import ProgressHook, no_progress
 from artifactbench.transforms import Codec
 
 if TYPE_CHECKING:
-    from artifactbench.runner import ProgressHook
     from artifactbench.separation import Separator
 
 WEIGHTS_FILE = "artifactnet_open.pt"
@@ -171,7 +171,7 @@ def train(
     teacher_name = _teacher_name(separator) if 1 in phases else None
     plan = (schedule or Schedule()).with_epochs(epochs)
     say = progress or (lambda _msg: None)
-    bar = bars or _no_progress
+    bar = bars or no_progress
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(max(1, min(os.cpu_count() or 1, 8)))
@@ -329,10 +329,6 @@ def _atomic_save(obj: dict[str, Any], path: Path) -> None:
     os.replace(tmp, path)
 
 
-def _no_progress(_label: str, _total: int) -> Callable[[int], None]:
-    return lambda _n: None
-
-
 class _LossLog:
     """Appends one JSON line per optimiser step: {"phase", "stage", "epoch", "step", "loss"},
     and advances the progress bar of the stage it was opened for."""
@@ -426,16 +422,17 @@ def _phase_distill(
     separator: Separator | None,
 ) -> None:
     chosen = _pick(len(audio), plan.distill_segments, gen)
+    advance = log.bar("phase 1 teacher residuals", _n_batches(len(chosen), plan.batch))
+    mags, teachers = [], []
     with torch.no_grad():
-        mags = torch.cat([model.stft(audio[b]) for b in chosen.split(plan.batch)])
-        if separator is None:
-            teachers = torch.cat(
-                [hpss_teacher(m, model.config.hpss_kernel) for m in mags.split(plan.batch)]
-            )
-        else:
-            teachers = torch.cat(
-                [demucs_teacher(separator, model.stft, audio[b]) for b in chosen.split(plan.batch)]
-            )
+        for b in chosen.split(plan.batch):
+            mags.append(model.stft(audio[b]))
+            if separator is None:
+                teachers.append(hpss_teacher(mags[-1], model.config.hpss_kernel))
+            else:
+                teachers.append(demucs_teacher(separator, model.stft, audio[b]))
+            advance(1)
+    mags, teachers = torch.cat(mags), torch.cat(teachers)
     model.unet.train()
 
     def loss_of(b: Tensor) -> Tensor:
@@ -456,10 +453,13 @@ def _phase_steer(
     """CNN on frozen residuals first, then the U-Net through the frozen CNN: staged, as joint
     training collapses the U-Net into a pass-through."""
     model.unet.eval()
+    advance = log.bar("phase 2 features of the train segments", _n_batches(len(audio), plan.batch))
+    parts = []
     with torch.no_grad():
-        feats = torch.cat(
-            [model.features(model.unet(model.stft(x))[1]) for x in audio.split(plan.batch)]
-        )
+        for x in audio.split(plan.batch):
+            parts.append(model.features(model.unet(model.stft(x))[1]))
+            advance(1)
+    feats = torch.cat(parts)
     model.classifier.train()
     bce = nn.BCEWithLogitsLoss()
 
