@@ -356,11 +356,13 @@ JS = """
     svg("line", {"class": "chance", x1: s.x(0), y1: s.y(0), x2: s.x(1), y2: s.y(1)}, root);
     var items = [{colour: "#8c959f", dash: "2 4", kind: "chance", text: "chance"}];
     board.ranking.forEach(function (entry, index) {
-      var roc = (board.curves[entry.model] || {}).roc;
+      var curves = board.curves[entry.model] || {};
+      var roc = curves.roc;
       var item = {colour: COLOURS[index % COLOURS.length], dash: DASHES[index % DASHES.length],
         model: entry.model};
       if (!roc) {
-        item.text = entry.model + ": no ROC (its scored tracks hold one class)";
+        item.text = entry.model + (curves.n_scored ? ": no ROC (its scored tracks hold one class)"
+          : ": no ROC (no scored tracks)");
         items.push(item);
         return;
       }

@@ -39,6 +39,7 @@ from artifactbench.detectors.base import (
     Unavailable,
 )
 from artifactbench.detectors.registry import backend
+from artifactbench.devices import check_device
 from artifactbench.paths import cache_dir
 from artifactbench.progress import ProgressHook, no_progress
 from artifactbench.store import ScoreKey, ScoreRow, ScoreStore
@@ -622,6 +623,7 @@ def run(
     answer and no run directory left behind."""
     if options.engine not in ENGINES:
         raise ValueError(f"unknown engine {options.engine!r}; choose from: {', '.join(ENGINES)}")
+    check_device(options.device)
     started = time.perf_counter()
     selected = bench.select(options.split)
     if options.n_per_source is not None:

@@ -238,6 +238,14 @@ def _device_id(device: str) -> int:
     return int(index) if index else 0
 
 
+def provider_device(providers: list[str], options: dict[str, dict[str, Any]]) -> str:
+    """The device a session computes on: its CUDA GPU when ONNX Runtime kept the CUDA provider
+    (it drops it silently when it cannot start it), else the CPU."""
+    if "CUDAExecutionProvider" not in providers:
+        return "cpu"
+    return f"cuda:{options.get('CUDAExecutionProvider', {}).get('device_id', '0')}"
+
+
 def make_session(onnx_path: Path, device: str) -> tuple[Any, dict[str, Any]]:
     """An InferenceSession with every option that affects numbers fixed, and those options."""
     import onnxruntime as ort
@@ -256,11 +264,13 @@ def make_session(onnx_path: Path, device: str) -> tuple[Any, dict[str, Any]]:
         providers.insert(0, ("CUDAExecutionProvider", cuda_options))
     session = ort.InferenceSession(str(onnx_path), sess_options=options, providers=providers)
     used = session.get_providers()
+    provider_options = {p: session.get_provider_options().get(p, {}) for p in used}
     settings = {
         "onnxruntime": ort.__version__,
         "requested_device": device,
+        "device": provider_device(used, provider_options),
         "providers": used,
-        "provider_options": {p: session.get_provider_options().get(p, {}) for p in used},
+        "provider_options": provider_options,
         "graph_optimization_level": GRAPH_OPTIMIZATION,
         "intra_op_num_threads": options.intra_op_num_threads,
         "inter_op_num_threads": INTER_OP_THREADS,

@@ -108,7 +108,11 @@ class LoadContext:
 
 
 class Detector(Protocol):
-    """A loaded detector: scores views, never decodes files and never writes results."""
+    """A loaded detector: scores views, never decodes files and never writes results.
+
+    `provenance` goes into run.json; its "device" is where the model actually computes ("cpu",
+    "cuda:0"), which may differ from the `--device` asked for.
+    """
 
     card: DetectorCard
     weights_sha256: str

@@ -47,6 +47,7 @@ from torch import nn
 
 from artifactbench.audio import ViewSpec, detector_view
 from artifactbench.detectors.base import DetectorCard, EncoderRef, LoadContext, Scored, Unavailable
+from artifactbench.devices import module_device
 
 EXCERPT_SECONDS = 90.0
 STREAMS = ("mert", "wav2vec2")  # card encoder names, in the head's order (conv1 / conv2)
@@ -375,7 +376,8 @@ def load(card: DetectorCard, weights: Path | None, context: LoadContext) -> CLAM
         "head": str(head_path),
         "head_sha256": head_sha256,
         "encoders": records,
-        "device": str(streams[0].device),
+        "requested_device": context.device,
+        "device": module_device(head),
         "encoder_dtype": records["mert"]["dtype"],
         "head_dtype": "float32",
         "excerpt": f"centred {EXCERPT_SECONDS:g} s per stream at its own rate, end zero-padded",

@@ -38,6 +38,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from artifactbench.detectors.base import DetectorCard, LoadContext, Unavailable
+from artifactbench.devices import module_device
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "pytorch_model.bin"
@@ -415,8 +416,11 @@ def load(card: DetectorCard, weights: Path | None, context: LoadContext) -> Spec
             f"the card's view is {card.view.seconds} s at {card.view.rate} Hz",
             fetch_command(card),
         )
+    model = model.to(device)
     provenance = {
         "source": str(folder),
+        "requested_device": device,
+        "device": module_device(model),
         "variant": config.experiment_name,
         "max_time": config.seconds,
         "embed_dim": config.embed_dim,
@@ -429,4 +433,4 @@ def load(card: DetectorCard, weights: Path | None, context: LoadContext) -> Spec
         "top_db": TOP_DB_NOTE,
         "files": {name: cached_sha256(path) for name, path in sorted(files.items())},
     }
-    return SpecTTTraDetector(card, model.to(device), device, files_sha256(files), provenance)
+    return SpecTTTraDetector(card, model, device, files_sha256(files), provenance)

@@ -20,7 +20,7 @@ class CountingDetector:
     def __init__(self, card: DetectorCard) -> None:
         self.card = card
         self.weights_sha256 = "counting-v1"
-        self.provenance = {"source": "tests"}
+        self.provenance = {"source": "tests", "device": "cpu"}
         self.log = Path(os.environ["COUNTING_LOG"]) if "COUNTING_LOG" in os.environ else None
         self.sleep = float(os.environ.get("COUNTING_SLEEP", "0"))
 

@@ -23,6 +23,7 @@ from artifactbench.detectors.base import (
     Unavailable,
     sha256_file,
 )
+from artifactbench.devices import module_device
 
 TRAIN_HINT = "artifactbench train artifactnet-open --bench demo --small"
 
@@ -119,7 +120,7 @@ def load(card: DetectorCard, weights: Path | None, context: LoadContext) -> Arti
         "weights": str(path),
         "torch": torch.__version__,
         "requested_device": context.device,
-        "device": str(device),
+        "device": module_device(model),
         "threads": torch.get_num_threads(),
         "config": asdict(model.config),
         "meta": meta,
