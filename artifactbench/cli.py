@@ -77,7 +77,16 @@ NPerSourceOption = Annotated[
     int | None, typer.Option(min=1, help="the same seeded N tracks per subset for every model")
 ]
 LimitOption = Annotated[int | None, typer.Option(min=1, help="score a seeded sample of N")]
-BatchSizeOption = Annotated[int, typer.Option(min=1)]
+BatchSizeOption = Annotated[
+    int | None,
+    typer.Option(min=1, help="tracks per detector call (default: 4 on CPU, 16 on CUDA)"),
+]
+MemoryBudgetOption = Annotated[
+    float,
+    typer.Option(
+        min=16, help="MiB of intermediates one detector call may hold, whatever the batch"
+    ),
+]
 WorkersOption = Annotated[int, typer.Option(min=0, help="decode processes (0: in-process)")]
 
 
@@ -124,6 +133,11 @@ def _parse_models(spec: str) -> list[DetectorCard]:
         raise UsageProblem(str(exc)) from exc
 
 
+def _batch_size(given: int | None, device: str) -> int:
+    """A batch buys a GPU throughput; on a CPU it buys nothing measurable, only memory."""
+    return given or (16 if device.startswith("cuda") else 4)
+
+
 def _fit_bench(spec: str | None, cards: list[DetectorCard]) -> Bench | None:
     """The bench a bench-fitted model fits on instead of the scored one (which may have no
     train split, as an `ai/` + `real/` folder has not)."""
@@ -159,7 +173,8 @@ def run(
     revision: Annotated[str | None, typer.Option(help="hub revision of a fetched bench")] = None,
     n_per_source: NPerSourceOption = None,
     limit: LimitOption = None,
-    batch_size: BatchSizeOption = 16,
+    batch_size: BatchSizeOption = None,
+    memory_budget: MemoryBudgetOption = 512,
     workers: WorkersOption = DEFAULT_WORKERS,
     device: DeviceOption = "cpu",
     threshold: ThresholdOption = 0.5,
@@ -192,7 +207,8 @@ def run(
     bench_options = BenchOptions(tuple(audio_root or ()), protocol_split, revision)
     bench_obj = _parse_bench(bench, bench_options)
     options = RunOptions(
-        split=split.value, n_per_source=n_per_source, limit=limit, batch_size=batch_size,
+        split=split.value, n_per_source=n_per_source, limit=limit,
+        batch_size=_batch_size(batch_size, device), memory_budget=int(memory_budget * 2**20),
         workers=workers, device=device, threshold=threshold, seed=seed, out=out_dir,
         strict=strict, weights=_weights_for(cards, weights), chains=chains,
         engine=engine.value, ray=ray_options, fit_on=_fit_bench(fit_on, cards),
@@ -244,7 +260,8 @@ def codec(
     transform: Annotated[
         str | None, typer.Option(help="a transform chain applied before every codec")
     ] = None,
-    batch_size: BatchSizeOption = 16,
+    batch_size: BatchSizeOption = None,
+    memory_budget: MemoryBudgetOption = 512,
     workers: WorkersOption = DEFAULT_WORKERS,
     device: DeviceOption = "cpu",
     threshold: ThresholdOption = 0.5,
@@ -268,7 +285,8 @@ def codec(
     cards = _parse_models(models)
     bench_obj = _parse_bench(bench)
     options = RunOptions(
-        split=split.value, n_per_source=n_per_source, limit=limit, batch_size=batch_size,
+        split=split.value, n_per_source=n_per_source, limit=limit,
+        batch_size=_batch_size(batch_size, device), memory_budget=int(memory_budget * 2**20),
         workers=workers, device=device, threshold=threshold, seed=seed, out=out_dir,
         weights=_weights_for(cards, weights), chains=chains, fit_on=_fit_bench(fit_on, cards),
     )  # fmt: skip

@@ -12,6 +12,7 @@ Ray is imported only when this engine runs; it is the optional extra `artifactbe
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import os
@@ -28,6 +29,7 @@ from artifactbench.audio import DecodeLimits, ViewSpec
 from artifactbench.benches.base import Bench, Track
 from artifactbench.decoding import Decoded, decode_track
 from artifactbench.detectors.base import Detector, DetectorCard, FitPlan, LoadContext, Unavailable
+from artifactbench.detectors.memory import DEFAULT_BUDGET
 from artifactbench.detectors.registry import backend
 from artifactbench.progress import ProgressHook
 from artifactbench.runner import (
@@ -70,6 +72,7 @@ class ActorLoad:
     weights: Path | None
     device: str
     seed: int
+    memory_budget: int = DEFAULT_BUDGET
     fit_name: str | None = None
     fit_bytes: bytes | None = None
     fit_record: dict[str, Any] | None = None
@@ -103,7 +106,9 @@ class DetectorActor:
             path = Path(tempfile.mkdtemp(prefix="artifactbench-fit-")) / load.fit_name
             path.write_bytes(load.fit_bytes)
             plan = FitPlan(path, _no_examples, load.fit_record or {})
-        context = LoadContext(device=load.device, seed=load.seed, fit_plan=plan)
+        context = LoadContext(
+            device=load.device, seed=load.seed, fit_plan=plan, memory_budget=load.memory_budget
+        )
         self.detector = backend(load.card).load(load.card, load.weights, context)
         expected = {job.key.weights_sha256 for job in jobs}
         if self.detector.weights_sha256 not in expected:
@@ -174,11 +179,14 @@ def decode_block(
 
 def _actor_load(card: DetectorCard, bench: Bench, options: RunOptions) -> ActorLoad:
     weights = options.weights.get(card.id)
-    plan = None if card.id in options.weights else fit_plan(card, bench, 0)
+    plan = None if card.id in options.weights else fit_plan(card, options.fit_on or bench, 0)
+    load = ActorLoad(card, weights, options.device, options.seed, options.memory_budget)
     if plan is None or not plan.cache_path.is_file():
-        return ActorLoad(card, weights, options.device, options.seed)
-    return ActorLoad(card, weights, options.device, options.seed, plan.cache_path.name,
-                     plan.cache_path.read_bytes(), plan.record)  # fmt: skip
+        return load
+    fit = plan.cache_path
+    return dataclasses.replace(
+        load, fit_name=fit.name, fit_bytes=fit.read_bytes(), fit_record=plan.record
+    )
 
 
 def pool_size(ray: Any, ray_options: RayOptions) -> int:

@@ -38,6 +38,7 @@ from artifactbench.detectors.base import (
     Scored,
     Unavailable,
 )
+from artifactbench.detectors.memory import DEFAULT_BUDGET
 from artifactbench.detectors.registry import backend
 from artifactbench.devices import check_device
 from artifactbench.paths import cache_dir
@@ -111,6 +112,8 @@ class RunOptions:
     # Where bench-fitted detectors (fakeprint) fit: this bench's train split (None: the scored
     # bench's), for benches without a train split of their own.
     fit_on: Bench | None = None
+    # Bytes of intermediates one detector call may hold, whatever the batch (detectors.memory).
+    memory_budget: int = DEFAULT_BUDGET
 
 
 @dataclass
@@ -226,7 +229,7 @@ def load_models(
     fit_bench = options.fit_on or bench
     for card in cards:
         plan = None if fit_bench is None else fit_plan(card, fit_bench, options.workers, progress)
-        context = LoadContext(device=options.device, seed=options.seed, fit_plan=plan)
+        context = LoadContext(options.device, options.seed, plan, options.memory_budget)
         weights = options.weights.get(card.id)
         try:
             loaded.append(backend(card).load(card, weights, context))
@@ -727,6 +730,7 @@ def _run_record(
         "threshold": options.threshold,
         "device": options.device,
         "batch_size": options.batch_size,
+        "memory_budget": options.memory_budget,
         "workers": options.workers,
         "engine": _engine_record(options),
         "cohort": {"n_per_source": options.n_per_source, "seed": options.seed},

@@ -6,16 +6,17 @@ width is the card's view, so it may also be dynamic) and one output of shape [ba
 cannot be told apart from one that returns P(AI) when its values happen to fall inside [0, 1],
 so the contract is stated rather than guessed, and a value outside [0, 1] fails its track.
 
-The runner hands each track as [7, 176400] chunks at `linspace(0, len - 176400, 7)` starts. All
-chunks of all tracks of a batch go through one `session.run`; a track's P(AI) is the median over
-its finite chunk outputs (the paper's song-level verdict). A non-finite chunk is excluded and
-counted in the track's note, and a track with no finite chunk fails rather than becoming 0.5.
+The runner hands each track as [7, 176400] chunks at `linspace(0, len - 176400, 7)` starts. The
+chunks of a batch go through `session.run` in pieces of at most `chunks_per_run` rows, sized at
+load by the memory budget and what one chunk was measured to cost (detectors.memory); a track's
+P(AI) is the median over its finite chunk outputs (the paper's song-level verdict). A non-finite
+chunk is excluded and counted in the track's note, and a track with no finite chunk fails rather
+than becoming 0.5.
 
-Two cases run smaller pieces, both recorded in the provenance: a graph whose rows are not
-independent (checked at load on a probe batch, e.g. a normalisation over the whole batch) or
-whose batch is fixed at 1 runs one chunk at a time, as the reference runner does, so a track's
-score never depends on the tracks batched with it; and a batch whose run fails to allocate
-memory is rerun in pieces of at most `MAX_CHUNKS_ON_MEMORY_ERROR` chunks.
+A graph whose rows are not independent (checked at load on a probe batch, e.g. a normalisation
+over the whole batch) or whose batch is fixed at 1 runs one chunk at a time, as the reference
+runner does, so a track's score never depends on the tracks batched with it; and a piece whose
+run still fails to allocate memory is rerun in pieces of at most `MAX_CHUNKS_ON_MEMORY_ERROR`.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from artifactbench.detectors.base import DetectorCard, LoadContext, Scored, Unavailable
+from artifactbench.detectors.memory import bytes_per_row, rows_per_piece
 
 # Semantics-preserving rewrites only (constant folding, redundant nodes, simple fusions): close
 # to the unoptimised graph the reference runner executes, without the layout changes and extended
@@ -113,9 +115,13 @@ def check_contract(inputs: list[Any], outputs: list[Any], width: int) -> Contrac
 
 
 def score_chunked(
-    views: list[np.ndarray], width: int, chunk_probs: Callable[[np.ndarray], np.ndarray]
+    views: list[np.ndarray],
+    width: int,
+    chunk_probs: Callable[[np.ndarray], np.ndarray],
+    rows_per_call: int | None = None,
 ) -> list[float | Scored]:
-    """Every chunk of every track through one `chunk_probs` call, then each track's median.
+    """Every chunk of every track through `chunk_probs`, at most `rows_per_call` rows a call
+    (None: one call), then each track's median.
 
     Shared by the published ONNX graph and the open torch model, so both aggregate alike.
     """
@@ -124,7 +130,9 @@ def score_chunked(
     for view in views:
         if view.ndim != 2 or view.shape[1] != width or view.shape[0] == 0:
             raise ValueError(f"expected chunks [n, {width}], got {list(view.shape)}")
-    probs = chunk_probs(np.ascontiguousarray(np.concatenate(views), dtype=np.float32))
+    chunks = np.ascontiguousarray(np.concatenate(views), dtype=np.float32)
+    step = rows_per_call or len(chunks)
+    probs = np.concatenate([chunk_probs(chunks[i : i + step]) for i in range(0, len(chunks), step)])
     bounds = np.cumsum([len(v) for v in views])[:-1]
     return [aggregate(p) for p in np.split(probs, bounds)]
 
@@ -160,7 +168,7 @@ class ArtifactNetOnnx:
         session: Any,
         contract: Contract,
         width: int,
-        chunks_per_run: int | None,
+        chunks_per_run: int,
         weights_sha256: str,
         provenance: dict[str, Any],
     ) -> None:
@@ -174,19 +182,17 @@ class ArtifactNetOnnx:
         self.run_calls = 0
 
     def score(self, views: list[np.ndarray]) -> list[float | Scored]:
-        """P(AI) per track from one run over every chunk of the batch (but see the module doc)."""
-        return score_chunked(views, self.width, self._run)
+        """P(AI) per track, the batch's chunks run in pieces of `chunks_per_run` rows."""
+        return score_chunked(views, self.width, self._run, self.chunks_per_run)
 
     def _run(self, chunks: np.ndarray) -> np.ndarray:
-        step = self.chunks_per_run
-        if step is None:
-            try:
-                return self._run_once(chunks)
-            except Exception as exc:
-                if not _is_allocation_failure(exc) or len(chunks) <= MAX_CHUNKS_ON_MEMORY_ERROR:
-                    raise
-            self.provenance["batches_split_for_memory"] += 1
-            step = MAX_CHUNKS_ON_MEMORY_ERROR
+        try:
+            return self._run_once(chunks)
+        except Exception as exc:
+            if not _is_allocation_failure(exc) or len(chunks) <= MAX_CHUNKS_ON_MEMORY_ERROR:
+                raise
+        self.provenance["batches_split_for_memory"] += 1
+        step = MAX_CHUNKS_ON_MEMORY_ERROR
         parts = [self._run_once(chunks[i : i + step]) for i in range(0, len(chunks), step)]
         return np.concatenate(parts)
 
@@ -320,14 +326,22 @@ def load(card: DetectorCard, weights: Path | None, context: LoadContext) -> Arti
         raise Unavailable(f"{card.id}: cannot load {onnx_path}: {reason}", hint) from exc
     try:
         contract = check_contract(session.get_inputs(), session.get_outputs(), width)
+        probe = probe_chunks(width, card.view.rate)
+        cost = None
         if contract.fixed_batch_one:
             independent, diff = True, 0.0
         else:
-            probe = probe_chunks(width, card.view.rate)
+            # Measured first, on a fresh session whose memory arena has not grown yet.
+            cost = bytes_per_row(
+                lambda k: session.run(
+                    [contract.output_name], {contract.input_name: np.resize(probe, (k, width))}
+                )
+            )
             independent, diff = rows_independent(session, contract, probe)
     except Exception as exc:  # noqa: BLE001 - a graph that fails its contract is unusable
         raise Unavailable(f"{card.id}: {onnx_path.name}: {exc}", hint) from exc
-    chunks_per_run = 1 if contract.fixed_batch_one or not independent else None
+    coupled = contract.fixed_batch_one or not independent
+    chunks_per_run = 1 if coupled or cost is None else rows_per_piece(context.memory_budget, cost)
     provenance = {
         "onnx": str(onnx_path),
         "external_data": str(data_path) if primary + ".data" in hashed else None,
@@ -336,7 +350,9 @@ def load(card: DetectorCard, weights: Path | None, context: LoadContext) -> Arti
         "input": {"name": contract.input_name, "shape": session.get_inputs()[0].shape},
         "output": {"name": contract.output_name, "shape": session.get_outputs()[0].shape},
         "aggregation": "median of finite chunk P(AI); non-finite chunks excluded and counted",
-        "chunks_per_run": "all chunks of a batch" if chunks_per_run is None else chunks_per_run,
+        "chunks_per_run": chunks_per_run,
+        "bytes_per_chunk": cost,
+        "memory_budget": context.memory_budget,
         "rows_independent": independent,
         "batch_probe_max_difference": diff,
         "max_chunks_on_memory_error": MAX_CHUNKS_ON_MEMORY_ERROR,

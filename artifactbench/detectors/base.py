@@ -12,6 +12,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from artifactbench.audio import ViewSpec
+from artifactbench.detectors.memory import DEFAULT_BUDGET
 
 
 @dataclass(frozen=True)
@@ -105,6 +106,8 @@ class LoadContext:
     device: str = "cpu"
     seed: int = 0
     fit_plan: FitPlan | None = None
+    # Bytes of intermediates one scoring call may hold (see detectors.memory).
+    memory_budget: int = DEFAULT_BUDGET
 
 
 class Detector(Protocol):

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from artifactbench.detectors.artifactnet_onnx import score_chunked
+from artifactbench.detectors.artifactnet_onnx import probe_chunks, score_chunked
 from artifactbench.detectors.artifactnet_open.model import ArtifactNetConfig, ArtifactNetOpen
 from artifactbench.detectors.base import (
     DetectorCard,
@@ -23,6 +23,7 @@ from artifactbench.detectors.base import (
     Unavailable,
     sha256_file,
 )
+from artifactbench.detectors.memory import bytes_per_row, rows_per_piece
 from artifactbench.devices import module_device
 
 TRAIN_HINT = "artifactbench train artifactnet-open --bench demo --small"
@@ -62,7 +63,8 @@ def _device(requested: str) -> torch.device:
 
 
 class ArtifactNetOpenDetector:
-    """A loaded open ArtifactNet; all chunks of a batch go through one forward pass."""
+    """A loaded open ArtifactNet; the chunks of a batch go through forward passes of at most
+    `chunks_per_run` rows, sized by the memory budget (detectors.memory)."""
 
     def __init__(
         self,
@@ -78,6 +80,7 @@ class ArtifactNetOpenDetector:
         self.width = model.config.segment_samples
         self.weights_sha256 = weights_sha256
         self.provenance = provenance
+        self.chunks_per_run: int | None = None
 
     def chunk_probs(self, chunks: np.ndarray) -> np.ndarray:
         """P(AI) per chunk row of a [n, width] array, without building a graph for gradients."""
@@ -87,7 +90,18 @@ class ArtifactNetOpenDetector:
 
     def score(self, views: list[np.ndarray]) -> list[float | Scored]:
         """Median P(AI) over each track's finite chunks, as the published adapter computes it."""
-        return score_chunked(views, self.width, self.chunk_probs)
+        return score_chunked(views, self.width, self.chunk_probs, self.chunks_per_run)
+
+
+def _bytes_per_chunk(detector: ArtifactNetOpenDetector, probe: np.ndarray) -> int:
+    """What one chunk's forward pass holds: GPU memory on CUDA, resident memory on the CPU."""
+    if detector.device.type != "cuda":
+        return bytes_per_row(lambda k: detector.chunk_probs(np.resize(probe, (k, probe.shape[1]))))
+    detector.chunk_probs(probe[:1])
+    torch.cuda.reset_peak_memory_stats(detector.device)
+    before = torch.cuda.memory_allocated(detector.device)
+    detector.chunk_probs(probe[:2])
+    return max(1, -(-(torch.cuda.max_memory_allocated(detector.device) - before) // 2))
 
 
 def load(card: DetectorCard, weights: Path | None, context: LoadContext) -> ArtifactNetOpenDetector:
@@ -125,6 +139,13 @@ def load(card: DetectorCard, weights: Path | None, context: LoadContext) -> Arti
         "config": asdict(model.config),
         "meta": meta,
         "aggregation": "median of finite chunk P(AI); non-finite chunks excluded and counted",
-        "chunks_per_run": "all chunks of a batch",
     }
-    return ArtifactNetOpenDetector(card, model, device, sha256_file(path), provenance)
+    detector = ArtifactNetOpenDetector(card, model, device, sha256_file(path), provenance)
+    cost = _bytes_per_chunk(detector, probe_chunks(detector.width, card.view.rate))
+    detector.chunks_per_run = rows_per_piece(context.memory_budget, cost)
+    provenance.update(
+        chunks_per_run=detector.chunks_per_run,
+        bytes_per_chunk=cost,
+        memory_budget=context.memory_budget,
+    )
+    return detector

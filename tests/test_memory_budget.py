@@ -1,0 +1,83 @@
+"""Detectors work in pieces sized by a memory budget: measured per row at load, never more rows
+per call than the budget holds, and the same scores as one call over the whole batch."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from artifactbench.detectors.base import LoadContext
+from artifactbench.detectors.memory import bytes_per_row, peak_rise, rows_per_piece
+from artifactbench.detectors.registry import cards
+from tests.test_artifactnet_onnx import CountingSession, mean_square_graph, ramp_views
+
+MIB = 2**20
+linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc peak counter")
+
+
+@linux_only
+def test_peak_rise_sees_memory_that_was_freed_again() -> None:
+    def hold(mib: int) -> None:
+        block = np.ones(mib * MIB // 8)  # touched, so resident
+        del block
+
+    assert 60 * MIB <= peak_rise(lambda: hold(64)) <= 80 * MIB  # type: ignore[operator]
+    assert peak_rise(lambda: None) < 8 * MIB  # type: ignore[operator]
+
+
+@linux_only
+def test_bytes_per_row_charges_each_row_what_it_holds() -> None:
+    def rows(k: int) -> None:
+        block = np.ones(k * 40 * MIB // 8)
+        del block
+
+    cost = bytes_per_row(rows)
+    assert 40 * MIB <= cost <= 60 * MIB
+    assert rows_per_piece(512 * MIB, cost) in range(8, 13)
+    assert rows_per_piece(10 * MIB, cost) == 1  # never less than one row
+
+
+def test_onnx_runs_never_exceed_what_the_budget_holds(tmp_path: Path) -> None:
+    path = mean_square_graph(tmp_path / "tiny.onnx")
+    card = cards()["artifactnet"]
+    whole = an_load(card, path, 512 * MIB)
+    small = an_load(card, path, 4 * MIB)
+    cost = small.provenance["bytes_per_chunk"]
+    assert small.chunks_per_run == max(1, 4 * MIB // cost) < whole.chunks_per_run
+    assert small.provenance["memory_budget"] == 4 * MIB
+    counting = small.session = CountingSession(small.session)
+    views = ramp_views(6)
+    assert small.score(views) == pytest.approx(whole.score(views), abs=0)
+    assert max(counting.rows) == small.chunks_per_run and sum(counting.rows) == 42
+
+
+def test_open_artifactnet_pieces_give_the_same_scores() -> None:
+    card = cards()["artifactnet-open-demo"]
+    from artifactbench.detectors.artifactnet_open import detector as open_detector
+
+    det = open_detector.load(card, None, LoadContext(memory_budget=1))
+    assert det.chunks_per_run == 1 and det.provenance["bytes_per_chunk"] > 0
+    calls: list[int] = []
+    original = det.chunk_probs
+
+    def counted(chunks: np.ndarray) -> np.ndarray:
+        calls.append(len(chunks))
+        return original(chunks)
+
+    rng = np.random.default_rng(0)
+    views = [0.1 * rng.standard_normal((7, det.width)).astype(np.float32) for _ in range(2)]
+    det.chunk_probs = counted  # type: ignore[method-assign]
+    pieces = det.score(views)
+    assert calls == [1] * 14
+    det.chunks_per_run = None
+    assert det.score(views) == pytest.approx(pieces, abs=1e-7)
+    assert calls[-1] == 14
+
+
+def an_load(card, path: Path, budget: int):  # type: ignore[no-untyped-def]
+    from artifactbench.detectors import artifactnet_onnx as an
+
+    return an.load(card, path, LoadContext(memory_budget=budget))
