@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from artifactbench.detectors.base import DetectorCard, LoadContext, Scored, Unavailable
-from artifactbench.detectors.memory import bytes_per_row, rows_per_piece
+from artifactbench.detectors.memory import FALLBACK_BYTES_PER_ROW, peak_rise, rows_per_piece
 
 # Semantics-preserving rewrites only (constant folding, redundant nodes, simple fusions): close
 # to the unoptimised graph the reference runner executes, without the layout changes and extended
@@ -218,25 +218,31 @@ def probe_chunks(width: int, rate: int) -> np.ndarray:
     ).astype(np.float32)
 
 
-def rows_independent(session: Any, contract: Contract, chunks: np.ndarray) -> tuple[bool, float]:
-    """Whether a row's output is the same batched and alone, with the largest difference seen."""
+def rows_independent(
+    session: Any, contract: Contract, chunks: np.ndarray
+) -> tuple[bool, float, int]:
+    """Whether a row's output is the same batched and alone, the largest difference seen, and
+    what one row costs in memory: the rows run alone first (the first one warms the session
+    up), then together under `memory.peak_rise`, charged to the rows beyond the first."""
     feed = contract.input_name
-    together = np.asarray(session.run([contract.output_name], {feed: chunks})[0], np.float64)
     alone = np.concatenate(
         [
             np.asarray(session.run([contract.output_name], {feed: c[None]})[0], np.float64)
             for c in chunks
         ]
     )
-    together = together.reshape(-1)
+    outputs: list[np.ndarray] = []
+    rise = peak_rise(lambda: outputs.append(session.run([contract.output_name], {feed: chunks})[0]))
+    cost = FALLBACK_BYTES_PER_ROW if rise is None else max(1, -(-rise // (len(chunks) - 1)))
+    together = np.asarray(outputs[0], np.float64).reshape(-1)
     alone = alone.reshape(-1)
     if together.shape != alone.shape:
         raise ValueError(f"{len(chunks)} probe chunks gave {together.size} outputs, not one each")
     if not np.array_equal(np.isfinite(together), np.isfinite(alone)):
-        return False, float("inf")
+        return False, float("inf"), cost
     finite = np.isfinite(together)
     diff = float(np.max(np.abs(together[finite] - alone[finite]), initial=0.0))
-    return diff <= PROBE_TOLERANCE, diff
+    return diff <= PROBE_TOLERANCE, diff, cost
 
 
 def _device_id(device: str) -> int:
@@ -326,18 +332,12 @@ def load(card: DetectorCard, weights: Path | None, context: LoadContext) -> Arti
         raise Unavailable(f"{card.id}: cannot load {onnx_path}: {reason}", hint) from exc
     try:
         contract = check_contract(session.get_inputs(), session.get_outputs(), width)
-        probe = probe_chunks(width, card.view.rate)
         cost = None
         if contract.fixed_batch_one:
             independent, diff = True, 0.0
         else:
-            # Measured first, on a fresh session whose memory arena has not grown yet.
-            cost = bytes_per_row(
-                lambda k: session.run(
-                    [contract.output_name], {contract.input_name: np.resize(probe, (k, width))}
-                )
-            )
-            independent, diff = rows_independent(session, contract, probe)
+            probe = probe_chunks(width, card.view.rate)
+            independent, diff, cost = rows_independent(session, contract, probe)
     except Exception as exc:  # noqa: BLE001 - a graph that fails its contract is unusable
         raise Unavailable(f"{card.id}: {onnx_path.name}: {exc}", hint) from exc
     coupled = contract.fixed_batch_one or not independent

@@ -45,7 +45,7 @@ def peak_rise(run: Callable[[], object]) -> int | None:
     return max(0, peak - before)
 
 
-def bytes_per_row(run_rows: Callable[[int], object], rows: int = 4) -> int:
+def bytes_per_row(run_rows: Callable[[int], object], rows: int = 3) -> int:
     """What one input row costs: after a one-row warm-up (lazy initialisation and first
     allocations are no per-row cost), the peak rise of a probe of `rows` rows, charged to the
     `rows - 1` rows beyond the warm-up's (on the safe side whether or not the backend keeps
