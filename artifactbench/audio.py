@@ -63,13 +63,20 @@ def decode_audio(
     data = source if isinstance(source, bytes) else _read_path(source)
     if not data:
         raise DecodeError("empty file (0 bytes)")
-    mono, rate = _decode_mono(data, limits)
-    if not np.all(np.isfinite(mono)):
+    try:
+        mono, rate = _decode_mono(data, limits, exact=False)
+    except _SumOverflow:
+        mono, rate = _decode_mono(data, limits, exact=True)
+    # min and max propagate NaN, so two reductions answer both checks without a mask array.
+    lo, hi = float(mono.min()), float(mono.max())
+    if not (np.isfinite(lo) and np.isfinite(hi)):
         raise DecodeError("non-finite samples (NaN or Inf) in the decoded audio")
-    if not np.any(mono):
+    if lo == 0.0 and hi == 0.0:
         raise DecodeError("digital silence: every decoded sample is zero")
     if rate != PROTOCOL_RATE:
         mono = resample(mono, rate, PROTOCOL_RATE)
+    elif lo >= -1.0 and hi <= 1.0:
+        return mono  # clipping in-range samples changes no bits
     return np.clip(mono, -1.0, 1.0, out=mono)
 
 
@@ -80,7 +87,7 @@ def _read_path(path: str | os.PathLike) -> bytes:
         raise DecodeError(f"cannot read {path}: {exc.strerror or exc}") from exc
 
 
-def _decode_mono(data: bytes, limits: DecodeLimits) -> tuple[np.ndarray, int]:
+def _decode_mono(data: bytes, limits: DecodeLimits, exact: bool) -> tuple[np.ndarray, int]:
     try:
         container = av.open(io.BytesIO(data), mode="r")
     except (av.error.FFmpegError, ValueError, UnicodeDecodeError) as exc:
@@ -98,7 +105,7 @@ def _decode_mono(data: bytes, limits: DecodeLimits) -> tuple[np.ndarray, int]:
             raise DecodeError(
                 f"too long: {declared:.0f} s exceeds the {limits.max_seconds:.0f} s limit"
             )
-        blocks, n = _decode_blocks(container, stream, channels, rate, limits)
+        mono, n = _decode_samples(container, stream, channels, rate, limits, exact)
     if n == 0:
         raise DecodeError("no audio samples decoded")
     seconds = n / rate
@@ -113,7 +120,7 @@ def _decode_mono(data: bytes, limits: DecodeLimits) -> tuple[np.ndarray, int]:
     missing = _wav_missing_bytes(data) if container.format.name == "wav" else 0
     if missing:
         raise DecodeError(f"truncated: the WAV header declares {missing} more bytes than it holds")
-    return np.concatenate(blocks), rate
+    return mono, rate
 
 
 def _check_format(channels: int, rate: int, limits: DecodeLimits) -> None:
@@ -125,33 +132,184 @@ def _check_format(channels: int, rate: int, limits: DecodeLimits) -> None:
         raise DecodeError(f"sample rate {rate} Hz outside {limits.min_rate}-{limits.max_rate} Hz")
 
 
-def _decode_blocks(
+class _SumOverflow(Exception):
+    """A float32 shortcut overflowed: only the float64 mean can say whether the sample is finite."""
+
+
+# Sample formats read here, each converted to float32 exactly as libswresample converts it to
+# `flt`: numpy dtype, planar, offset, scale (None: a plain cast, rounding to nearest). Others
+# (s64, the rare planar u8 and float64) go through FFmpeg's own conversion.
+_SAMPLE_FORMATS: dict[str, tuple[type[np.generic], bool, int, np.float32 | None]] = {
+    "flt": (np.float32, False, 0, None),
+    "fltp": (np.float32, True, 0, None),
+    "dbl": (np.float64, False, 0, None),
+    "s16": (np.int16, False, 0, np.float32(2.0**-15)),
+    "s16p": (np.int16, True, 0, np.float32(2.0**-15)),
+    "s32": (np.int32, False, 0, np.float32(2.0**-31)),
+    "s32p": (np.int32, True, 0, np.float32(2.0**-31)),
+    "u8": (np.uint8, False, 128, np.float32(2.0**-7)),
+}
+# PyAV finds a frame's planes by scanning for a null pointer, which runs past the end of the
+# frame's eight inline data pointers when a planar frame fills all of them.
+_MAX_PLANAR_CHANNELS = 7
+_MAX_INITIAL_SAMPLES = 1 << 23
+
+_Channels = tuple[list[np.ndarray], int, np.float32 | None]
+
+
+def _decode_samples(
     container: av.container.InputContainer,
     stream: av.audio.stream.AudioStream,
     channels: int,
     rate: int,
     limits: DecodeLimits,
-) -> tuple[list[np.ndarray], int]:
+    exact: bool,
+) -> tuple[np.ndarray, int]:
+    """Decode and mix down frame by frame into one preallocated float32 buffer.
+
+    The protocol's mean is numpy's float64 `mean` over float32 samples, rounded to float32. With
+    one or two channels the same bits come from float32 arithmetic: each frame stores its channel
+    sum and `_finish_mean` adds +0.0 (numpy's sum starts there, turning -0.0 into +0.0) and
+    halves. `exact` (and more channels) computes the float64 mean per frame instead.
+    """
     max_samples = None if limits.max_seconds is None else int(limits.max_seconds * rate) + 1
-    # Packed float: PyAV's planar `to_ndarray` crashes the process on frames of 8+ channels.
-    to_float = av.AudioResampler(format="flt", layout=stream.layout, rate=rate)
-    blocks: list[np.ndarray] = []
+    summing = channels <= 2 and not exact
+    layout = stream.layout
+    layout_name = layout.name
+    buf = np.empty(_initial_capacity(container, rate, max_samples), dtype=np.float32)
+    to_float: av.AudioResampler | None = None
     n = 0
     try:
-        for frame in container.decode(stream):
-            if frame.sample_rate != rate or len(frame.layout.channels) != channels:
-                raise DecodeError("sample rate or channel count changes mid-stream")
-            for out in to_float.resample(frame):
-                frames = out.to_ndarray().reshape(-1, channels)
-                block = frames.mean(axis=1, dtype=np.float64).astype(np.float32)
-                blocks.append(block)
-                n += block.shape[0]
-            if max_samples is not None and n > max_samples:
-                raise DecodeError(f"too long: exceeds the {limits.max_seconds:.0f} s limit")
+        # Overflow: float64 samples beyond float32 range become inf, as in FFmpeg's conversion;
+        # while summing it flags a sum that only the float64 mean keeps finite.
+        with np.errstate(over="raise" if summing else "ignore"):
+            for frame in container.decode(stream):
+                if frame.sample_rate != rate or frame.layout.nb_channels != channels:
+                    raise DecodeError("sample rate or channel count changes mid-stream")
+                k = frame.samples
+                if n + k > len(buf):
+                    buf = _grow(buf, n, n + k)
+                source = (
+                    _frame_channels(frame, channels) if frame.layout.name == layout_name else None
+                )
+                if source is not None:
+                    _mix(source, buf[n : n + k], summing)
+                    n += k
+                else:
+                    # Packed float: PyAV's planar `to_ndarray` crashes on frames of 8+ channels.
+                    to_float = to_float or av.AudioResampler(format="flt", layout=layout, rate=rate)
+                    for out in to_float.resample(frame):
+                        m = out.samples
+                        if n + m > len(buf):
+                            buf = _grow(buf, n, n + m)
+                        packed = out.to_ndarray().reshape(m, channels)
+                        _mix(
+                            ([packed[:, ch] for ch in range(channels)], 0, None),
+                            buf[n : n + m],
+                            summing,
+                        )
+                        n += m
+                if max_samples is not None and n > max_samples:
+                    raise DecodeError(f"too long: exceeds the {limits.max_seconds:.0f} s limit")
+    except FloatingPointError as exc:
+        raise _SumOverflow() from exc
     except av.error.FFmpegError as exc:
         at = n / rate if rate else 0.0
         raise DecodeError(f"corrupt audio data at {at:.2f} s ({_short(exc)})") from exc
-    return blocks, n
+    mono = buf[:n] if len(buf) - n <= n // 8 else buf[:n].copy()
+    if summing:
+        _finish_mean(mono, channels)
+    return mono, n
+
+
+def _initial_capacity(
+    container: av.container.InputContainer, rate: int, max_samples: int | None
+) -> int:
+    """Room for the declared duration, so a well-formed file fills one buffer without growing."""
+    declared = container.duration / 1e6 if container.duration else 0.0
+    capacity = int(declared * rate * 1.01) + 8192 if declared > 0 else 1 << 18
+    if max_samples is not None:
+        capacity = min(capacity, max_samples + 8192)
+    return max(min(capacity, _MAX_INITIAL_SAMPLES), 1)
+
+
+def _grow(buf: np.ndarray, n: int, needed: int) -> np.ndarray:
+    bigger = np.empty(max(needed, 2 * len(buf)), dtype=np.float32)
+    bigger[:n] = buf[:n]
+    return bigger
+
+
+def _frame_channels(frame: av.AudioFrame, channels: int) -> _Channels | None:
+    """Each channel of a frame as a 1-D array, or None for formats left to FFmpeg.
+
+    Planar channels are zero-copy views. Packed integer or float64 frames of several channels
+    are cast to float32 in one contiguous pass first (the same rounding as a per-channel cast),
+    as strided casts are several times slower; offset and scale are still to be applied.
+    """
+    sample_format = _SAMPLE_FORMATS.get(frame.format.name)
+    if sample_format is None:
+        return None
+    dtype, planar, offset, scale = sample_format
+    k = frame.samples
+    if planar:
+        if channels > _MAX_PLANAR_CHANNELS:
+            return None
+        planes = frame.planes
+        return (
+            [np.frombuffer(planes[ch], dtype=dtype, count=k) for ch in range(channels)],
+            offset,
+            scale,
+        )
+    packed = np.frombuffer(frame.planes[0], dtype=dtype, count=k * channels)
+    if channels == 1:
+        return [packed], offset, scale
+    if dtype is not np.float32:
+        packed = packed.astype(np.float32)
+    packed = packed.reshape(k, channels)
+    return [packed[:, ch] for ch in range(channels)], offset, scale
+
+
+def _mix(source: _Channels, out: np.ndarray, summing: bool) -> None:
+    """One frame into `out`: the float32 channel sum when `summing`, else the protocol mean."""
+    views, offset, scale = source
+    if not summing:
+        frames = np.empty((len(out), len(views)), dtype=np.float32)
+        for ch, view in enumerate(views):
+            _to_float(view, frames[:, ch], offset, scale)
+        out[:] = frames.mean(axis=1, dtype=np.float64).astype(np.float32)
+    elif len(views) == 1:
+        _to_float(views[0], out, offset, scale)
+    else:
+        # Each channel is rounded to float32 before the add, as the conversion to `flt` does;
+        # the offset and the power-of-two scale are exact on the sum.
+        left, right = views
+        if left.dtype == np.float32:
+            np.add(left, right, out=out)
+        else:
+            np.add(left, right, out=out, dtype=np.float32, casting="unsafe")
+        if offset:
+            np.subtract(out, np.float32(2 * offset), out=out)
+        if scale is not None:
+            np.multiply(out, scale, out=out)
+
+
+def _to_float(src: np.ndarray, out: np.ndarray, offset: int, scale: np.float32 | None) -> None:
+    if src.dtype == np.float32 and scale is None:
+        out[:] = src
+    elif scale is None:
+        np.copyto(out, src, casting="unsafe")
+    elif offset:
+        np.subtract(src, offset, out=out, dtype=np.float32, casting="unsafe")
+        np.multiply(out, scale, out=out)
+    else:
+        np.multiply(src, scale, out=out, dtype=np.float32, casting="unsafe")
+
+
+def _finish_mean(sums: np.ndarray, channels: int) -> None:
+    """Turn float32 channel sums into numpy's float64 mean rounded to float32, in place."""
+    sums += np.float32(0.0)
+    if channels == 2:
+        sums *= np.float32(0.5)
 
 
 def _duration_is_exact(format_name: str, data: bytes) -> bool:
