@@ -627,7 +627,7 @@ def run(
     if options.engine not in ENGINES:
         raise ValueError(f"unknown engine {options.engine!r}; choose from: {', '.join(ENGINES)}")
     check_device(options.device)
-    started = time.perf_counter()
+    started, wall_started = time.perf_counter(), time.time()
     selected = bench.select(options.split)
     if options.n_per_source is not None:
         selected = cohort(selected, options.n_per_source, options.seed)
@@ -659,6 +659,11 @@ def run(
             )
         record = _run_record(bench, options, selected, tracks, models, skipped, store_file)
         record["detector_calls"] = calls
+        record["timeline"] = {
+            "started": _utc(wall_started),
+            "first_answer": _utc(store.first_write),
+            "last_answer": _utc(store.last_write),
+        }
         with new_run_dir(options.out, bench.name, options.split) as target:
             _write_run(target.work, bench, options, tracks, models, rows, record, started)
     except KeyboardInterrupt:
@@ -667,6 +672,13 @@ def run(
         target.final, [m.card.id for m in models], skipped, len(tracks), calls,
         time.perf_counter() - started,
     )  # fmt: skip
+
+
+def _utc(unix: float | None) -> str | None:
+    """An instant of the run's timeline, to the millisecond (None: it did not happen)."""
+    if unix is None:
+        return None
+    return datetime.fromtimestamp(unix, UTC).isoformat(timespec="milliseconds")
 
 
 def _sample_line(limit: int | None, selected: list[Track], tracks: list[Track]) -> str:

@@ -9,6 +9,7 @@ means a killed run loses at most the batch in flight and never writes half a row
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -60,8 +61,11 @@ class ScoreStore:
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        # Answers committed through this handle: what an interrupted run keeps.
+        # Answers committed through this handle (what an interrupted run keeps), and when the
+        # first and the last were committed (Unix time), for the run's timeline.
         self.written = 0
+        self.first_write: float | None = None
+        self.last_write: float | None = None
         self._db = sqlite3.connect(path, timeout=60, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
@@ -147,6 +151,9 @@ class ScoreStore:
                 ],
             )
         self.written += len(results)
+        if results:
+            self.last_write = time.time()
+            self.first_write = self.first_write or self.last_write
 
     @contextmanager
     def _transaction(self) -> Iterator[None]:

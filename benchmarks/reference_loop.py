@@ -7,14 +7,16 @@ run the model one chunk at a time (batch 1, `--threads` threads, no graph optimi
 ONNX), keep no cache. It runs per model, so two models decode every track twice. The harness
 runs the same tracks end to end (start-up, decode workers, scoring, store, predictions, reports)
 in a fresh output directory. Both run as child processes, alternating, `--repeats` times each;
-the table shows the best time of each, tracks/s, their ratio, and the peak resident memory of
-the whole process tree (sampled every 50 ms), and the largest |dP| between the two.
+the table shows the best time of each, tracks/s, their ratio, the peak resident memory of the
+whole process tree (sampled every 50 ms), the largest |dP| between the two, and for the harness
+the time from launch to its first committed answer and from its last answer to exit (start-up
+and reports, from run.json's timeline).
 
 Cases: (a) the open ArtifactNet exported to ONNX (`artifactbench export artifactnet-open`),
 (b) fakeprint + the open ArtifactNet (torch), where decoding once pays.
 
-Tracks: real recordings (Vorbis, 2-5 min) from Debian's `wesnoth-1.16-music`, installed with
-apt-get when missing (benchmarks may fetch; tests never do).
+Tracks: the real recordings (Vorbis) closest to 3 minutes from Debian's `wesnoth-1.16-music`,
+installed with apt-get when missing (benchmarks may fetch; tests never do).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from datetime import datetime
 from pathlib import Path
 
 import numpy as np
@@ -77,8 +80,10 @@ def tree_rss(root: int) -> int:
     return total
 
 
-def measured(cmd: list[str], env: dict[str, str]) -> tuple[float, int, str]:
-    """Wall seconds, peak process-tree RSS and stdout of one command."""
+def measured(cmd: list[str], env: dict[str, str]) -> tuple[float, int, str, float, float]:
+    """Wall seconds, peak process-tree RSS and stdout of one command, and when (Unix time) it
+    was launched and had exited."""
+    launched = time.time()
     start = time.perf_counter()
     with tempfile.TemporaryFile("w+") as out:
         proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.PIPE, text=True)
@@ -91,7 +96,7 @@ def measured(cmd: list[str], env: dict[str, str]) -> tuple[float, int, str]:
         if proc.returncode != 0:
             raise RuntimeError(f"{' '.join(cmd)} failed:\n{stderr[-3000:]}")
         out.seek(0)
-        return seconds, peak, out.read()
+        return seconds, peak, out.read(), launched, time.time()
 
 
 # The loop itself: runs in a child process (`--loop`), prints {"path": {"model": P(AI)}} as JSON.
@@ -177,14 +182,18 @@ def compare(case: str, paths: list[Path], loop_args: list[str], run_args: list[s
     loop_probs: dict[str, dict[str, float]] = {}
     run_probs: dict[str, dict[str, float]] = {}
     for r in range(repeats):
-        seconds, peak, text = measured(loop_cmd, env)
+        seconds, peak, text, _, _ = measured(loop_cmd, env)
         loops.append((seconds, peak))
         loop_probs = json.loads(text.strip().splitlines()[-1])
         out = tmp / f"{case}-runs-{r}"
-        seconds, peak, text = measured([py, "-m", "artifactbench", "run", *run_args,
-                                        "--out", str(out)], env)  # fmt: skip
-        runs.append((seconds, peak))
+        seconds, peak, text, launched, exited = measured(
+            [py, "-m", "artifactbench", "run", *run_args, "--out", str(out)], env
+        )
         run_dir = out / text.strip().splitlines()[-1].removeprefix("run directory: ").split("/")[-1]
+        timeline = json.loads((run_dir / "run.json").read_text())["timeline"]
+        first = datetime.fromisoformat(timeline["first_answer"]).timestamp()
+        last = datetime.fromisoformat(timeline["last_answer"]).timestamp()
+        runs.append((seconds, peak, first - launched, exited - last))
         run_probs = _harness_probs(run_dir)
     by_name = {Path(p).name: models for p, models in loop_probs.items()}
     diffs = [
@@ -192,13 +201,14 @@ def compare(case: str, paths: list[Path], loop_args: list[str], run_args: list[s
         for track, ms in run_probs.items()
         for m, p in ms.items()
     ]
-    loop_s, run_s = min(s for s, _ in loops), min(s for s, _ in runs)
+    loop_s = min(s for s, _ in loops)
+    run_s, _, startup, tail = min(runs)
     n = len(paths)
     return {
         "case": case, "tracks": n, "loop_s": loop_s, "run_s": run_s,
         "loop_tps": n / loop_s, "run_tps": n / run_s, "speedup": loop_s / run_s,
-        "loop_rss": max(p for _, p in loops), "run_rss": max(p for _, p in runs),
-        "max_dp": max(diffs),
+        "loop_rss": max(p for _, p in loops), "run_rss": max(r[1] for r in runs),
+        "max_dp": max(diffs), "startup": startup, "tail": tail,
     }  # fmt: skip
 
 
@@ -262,14 +272,16 @@ def main() -> None:
     print(f"\nbest of {args.repeats}, alternating; loop at {args.threads} thread(s)\n")
     print(
         "| case | tracks | loop s | loop tracks/s | loop peak RSS | run s | run tracks/s "
-        "| run peak RSS | run / loop speed | max abs dP |"
+        "| run peak RSS | run / loop speed | max abs dP | run: to first answer "
+        "| run: last answer to exit |"
     )
-    print("| --- | --: | --: | --: | --: | --: | --: | --: | --: | --: |")
+    print("| --- | --: | --: | --: | --: | --: | --: | --: | --: | --: | --: | --: |")
     for r in rows:
         print(
             f"| {r['case']} | {r['tracks']} | {r['loop_s']:.1f} | {r['loop_tps']:.3f} | "
             f"{r['loop_rss'] / gib:.2f} GiB | {r['run_s']:.1f} | {r['run_tps']:.3f} | "
-            f"{r['run_rss'] / gib:.2f} GiB | {r['speedup']:.2f}x | {r['max_dp']:.1e} |"
+            f"{r['run_rss'] / gib:.2f} GiB | {r['speedup']:.2f}x | {r['max_dp']:.1e} | "
+            f"{r['startup']:.1f} s | {r['tail']:.1f} s |"
         )
 
 
