@@ -56,8 +56,12 @@ def encode_audio(audio: np.ndarray, rate: int, fmt: str, bitrate: int | None = N
         with av.open(buf, mode="w", format=spec.container, container_options=bitexact) as container:
             stream = container.add_stream(spec.codec, rate=out_rate)
             stream.layout = "mono" if channels == 1 else "stereo"
+            # The encoder's bitexact flag too: the AAC encoder otherwise writes its libavcodec
+            # version string into the stream, so any FFmpeg update would change the bytes.
+            options = {"flags": "+bitexact"}
             if spec.codec == "vorbis":  # FFmpeg's own Vorbis encoder is flagged experimental
-                stream.codec_context.options = {"strict": "experimental"}
+                options["strict"] = "experimental"
+            stream.codec_context.options = options
             if bitrate and spec.codec not in ("pcm_s16le", "flac"):
                 stream.bit_rate = int(bitrate)
             resampler = av.AudioResampler(

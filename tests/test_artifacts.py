@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy import signal
 
-from artifactbench.benches import artifacts
+from artifactbench.benches import artifacts, synth
 from artifactbench.benches.synth import RATE, synthesize, tape_vintage
 
 
@@ -183,3 +183,110 @@ def test_latent_decoder_leaves_nothing_above_its_band(music: np.ndarray) -> None
     low_in, low_out = _band_energy(music, 100, 8000), _band_energy(out, 100, 8000)
     assert 0.5 < low_out / low_in < 2.0  # in band, the music goes through
     assert _snr_db(music, out) < 40  # but coloured by the learned filterbank, not a copy
+
+
+# ---------------------------------------------------------------------------------------------
+# portable arithmetic: as accurate as NumPy's kernels, but the same bits on every CPU
+
+
+def test_portable_functions_agree_with_numpy() -> None:
+    rng = np.random.default_rng(0)
+    x = rng.uniform(-1000, 1000, 20000)
+    assert np.abs(synth.sin(x) - np.sin(x)).max() < 1e-15
+    assert np.abs(synth.cos(x) - np.cos(x)).max() < 1e-15
+    y = rng.uniform(-700, 700, 20000)
+    assert np.abs(synth.exp(y) / np.exp(y) - 1).max() < 1e-15
+    z = np.exp(rng.uniform(-700, 700, 20000))
+    assert np.abs(synth.log(z) - np.log(z)).max() < 1e-12
+    assert np.abs(synth.power(z[:100] ** 0.01, 1.4) - (z[:100] ** 0.01) ** 1.4).max() < 1e-11
+    w = rng.uniform(-20, 20, 20000)
+    assert np.abs(synth.tanh(w) - np.tanh(w)).max() < 1e-15
+    assert np.abs(synth.sinc(w) - np.sinc(w)).max() < 1e-15
+    assert synth.sinc(np.zeros(1))[0] == 1.0 and synth.exp(0.0) == 1.0
+    assert np.abs(synth.cosine_window(63, 0.54) - np.hamming(63)).max() < 1e-15
+    assert np.abs(synth.cosine_window(64, 0.5) - np.hanning(64)).max() < 1e-15
+    periodic = signal.get_window("hann", 1024)
+    assert np.abs(synth.cosine_window(1024, 0.5, periodic=True) - periodic).max() < 1e-15
+    assert np.abs(synth.kaiser(101, 5.0) - np.kaiser(101, 5.0)).max() < 1e-14
+    with pytest.raises(ValueError):
+        synth.sin(np.array([1e7]))
+    with pytest.raises(ValueError):
+        synth.log(np.array([0.0]))
+
+
+def test_resampler_filter_is_scipys_default() -> None:
+    firwin = signal.firwin(2 * 1600 + 1, 1 / 160, window=("kaiser", 5.0))
+    assert np.abs(synth.lowpass_fir(160, 147) - firwin).max() < 1e-15
+    x = np.random.default_rng(1).standard_normal((2, 4000)).astype(np.float32)
+    ours = synth.resample_poly(x, 4, 1, axis=1)
+    assert ours.dtype == np.float32
+    assert np.abs(ours - signal.resample_poly(x, 4, 1, axis=1)).max() < 1e-5
+
+
+@pytest.mark.parametrize(
+    ("order", "cutoff", "kind"),
+    [
+        (6, 9000.0, "lowpass"),
+        (4, 7000.0, "highpass"),
+        (2, 1000.0, "highpass"),
+        (3, 300.0, "lowpass"),
+    ],
+)
+def test_butterworth_sections_have_scipys_response(order: int, cutoff: float, kind: str) -> None:
+    ours = synth.butter_sos(order, cutoff, kind)
+    ref = signal.butter(order, cutoff, kind, fs=RATE, output="sos")
+    _, h_ours = signal.sosfreqz(ours, 2048, fs=RATE)
+    _, h_ref = signal.sosfreqz(ref, 2048, fs=RATE)
+    assert np.abs(np.abs(h_ours) - np.abs(h_ref)).max() < 1e-12
+
+
+def test_exact_matmul_is_independent_of_summation_order() -> None:
+    """Any BLAS kernel, thread split or SIMD width adds in some order: none may change a bit."""
+    rng = np.random.default_rng(2)
+    a = rng.standard_normal((300, 128)).astype(np.float32)
+    b = rng.standard_normal((128, 64)).astype(np.float32)
+    product = synth.exact_matmul(a, b)
+    perm = rng.permutation(128)
+    assert np.array_equal(product, synth.exact_matmul(a[:, perm], b[perm]))
+    halves = synth.exact_matmul(a[:, :64], b[:64]) + synth.exact_matmul(a[:, 64:], b[64:])
+    scale = np.abs(a @ b).max()
+    assert np.abs(product - a.astype(np.float64) @ b).max() < 1e-6 * scale
+    assert np.abs(halves - product).max() < 1e-6 * scale
+
+
+def test_complex_helpers_round_one_operation_at_a_time() -> None:
+    rng = np.random.default_rng(3)
+    a = (rng.standard_normal(1000) + 1j * rng.standard_normal(1000)).astype(np.complex64)
+    b = (rng.standard_normal(1000) + 1j * rng.standard_normal(1000)).astype(np.complex64)
+    product = synth.complex_product(a, b)
+    assert product.dtype == np.complex64
+    assert np.array_equal(product.real, a.real * b.real - a.imag * b.imag)
+    assert np.array_equal(product.imag, a.real * b.imag + a.imag * b.real)
+    assert np.abs(synth.complex_abs(a) - np.abs(a)).max() < 1e-6
+    x = rng.standard_normal((2, 3000)).astype(np.float32)
+    h = rng.standard_normal(63).astype(np.float32)
+    direct = signal.convolve(x, h[None, :], method="direct")
+    assert np.abs(synth.fft_convolve(x, h, axis=1) - direct).max() < 1e-4
+
+
+def test_nearest_codes_are_exact_integer_distances() -> None:
+    rng = np.random.default_rng(4)
+    x = artifacts._on_grid(rng.standard_normal((500, 64)))
+    book = artifacts._on_grid(rng.standard_normal((32, 64)))
+    book[0] = 0.0
+    book[5] = book[9]  # a tie: the first code wins, on every machine
+    index, error = artifacts._nearest(x, book, block=64)
+    exact = ((x.astype(np.int64)[:, None, :] - book.astype(np.int64)[None]) ** 2).sum(axis=-1)
+    assert np.array_equal(index, exact.argmin(axis=1))
+    assert np.array_equal(error.astype(np.int64), exact.min(axis=1))
+    assert 9 not in index
+    with pytest.raises(ValueError, match="out of range"):
+        artifacts._on_grid(np.full((1, 64), 1000.0))
+
+
+def test_mel_pseudo_inverse_matches_numpys() -> None:
+    fb = artifacts.mel_filterbank(RATE, 1024, 128).astype(np.float64)
+    ours = artifacts._mel_pinv(RATE, 1024, 128).astype(np.float64)
+    ref = np.linalg.pinv(fb)
+    assert np.abs(ours - ref).max() < 1e-4 * np.abs(ref).max()
+    assert np.abs(fb @ ours @ fb - fb).max() < 1e-5 * np.abs(fb).max()

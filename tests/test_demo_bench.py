@@ -24,10 +24,33 @@ from artifactbench.benches.synth import RATE
 SIZE = {"tracks_per_subset": 2, "seconds": (2.0, 3.0)}
 
 
+ProgressLog = list[tuple[str, int, list[int]]]
+
+
+def _recording(log: ProgressLog) -> demo.ProgressHook:
+    """A progress hook that keeps (label, total, every advance) per bar it was asked for."""
+
+    def hook(label: str, total: int):
+        steps: list[int] = []
+        log.append((label, total, steps))
+        return steps.append
+
+    return hook
+
+
 @pytest.fixture(scope="module")
-def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def progress_log() -> ProgressLog:
+    return []
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory, progress_log: ProgressLog) -> Path:
     return demo.build_demo_bench(
-        tmp_path_factory.mktemp("demo") / "bench", seed=0, workers=2, **SIZE
+        tmp_path_factory.mktemp("demo") / "bench",
+        seed=0,
+        workers=2,
+        progress=_recording(progress_log),
+        **SIZE,
     )
 
 
@@ -182,6 +205,79 @@ def test_upsampler_tones_survive_storage(bench: Bench, subset: str) -> None:
 def test_build_is_deterministic_whatever_the_workers(built: Path, tmp_path: Path) -> None:
     again = demo.build_demo_bench(tmp_path / "again", seed=0, workers=1, **SIZE)
     assert _manifest(again)["shards"] == _manifest(built)["shards"]
+    assert _manifest(again)["tracks"] == _manifest(built)["tracks"]
+    assert _manifest(again)["fingerprint"] == _manifest(built)["fingerprint"]
+
+
+def test_build_advances_progress_once_per_track(built: Path, progress_log: ProgressLog) -> None:
+    total = SIZE["tracks_per_subset"] * len(demo.DEMO_SUBSETS)
+    assert progress_log == [("generating the demo bench", total, [1] * total)]
+
+
+def test_load_passes_progress_to_a_generation_only(
+    built: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    hooks = []
+
+    def fake_build(root: Path, seed: int, progress: demo.ProgressHook | None, **kw: object) -> Path:
+        hooks.append(progress)
+        shutil.copytree(built, root)
+        return root
+
+    monkeypatch.setattr(demo, "build_demo_bench", fake_build)
+    log: ProgressLog = []
+    hook = _recording(log)
+    root = tmp_path / "demo"
+    first = demo.load_demo_bench(0, root=root, progress=hook, **SIZE)
+    assert hooks == [hook]
+    again = demo.load_demo_bench(0, root=root, progress=hook, **SIZE)  # cached: no generation
+    assert hooks == [hook] and log == [] and again.fingerprint == first.fingerprint
+    monkeypatch.setenv("ARTIFACTBENCH_CACHE", str(tmp_path / "cache"))
+    demo.load_demo_bench(0, **SIZE)  # the hook is optional
+    assert hooks == [hook, None]
+
+
+def _rewrite_shards(root: Path, **parquet_options: object) -> None:
+    """Write every shard again with other parquet settings, and record the new files."""
+    manifest = _manifest(root)
+    for shard in manifest["shards"]:
+        path = root / shard["file"]
+        pq.write_table(pq.read_table(path, schema=demo.SCHEMA), path, **parquet_options)
+        shard["sha256"] = hashlib.sha256(path.read_bytes()).hexdigest()
+        shard["bytes"] = path.stat().st_size
+    (root / "bench.json").write_text(json.dumps(manifest))
+
+
+def test_fingerprint_follows_content_not_parquet_bytes(
+    built: Path, bench: Bench, tmp_path: Path
+) -> None:
+    """Another pyarrow writes other shard bytes (its version is in the footer) for the same
+    tracks: the fingerprint must not move. One changed audio byte must move it."""
+    copy = shutil.copytree(built, tmp_path / "copy")
+    _rewrite_shards(copy, compression="none", row_group_size=5, write_statistics=False)
+    assert _manifest(copy)["shards"] != _manifest(built)["shards"]
+    assert demo.load_demo_bench(seed=0, root=copy, **SIZE).fingerprint == bench.fingerprint
+    assert demo.content_records(copy) == _manifest(built)["tracks"]
+
+    path = copy / _manifest(copy)["shards"][0]["file"]
+    table = pq.read_table(path, schema=demo.SCHEMA).to_pylist()
+    table[1]["audio"]["bytes"] += b"\0"
+    pq.write_table(pa.Table.from_pylist(table, demo.SCHEMA), path)
+    records = demo.content_records(copy)
+    assert [r != t for r, t in zip(records, _manifest(built)["tracks"], strict=True)].count(
+        True
+    ) == 1
+    assert demo.fingerprint({"tracks": records}) != bench.fingerprint
+
+
+def test_manifest_records_the_shards_content(built: Path, bench: Bench) -> None:
+    manifest = _manifest(built)
+    assert demo.content_records(built) == manifest["tracks"]
+    assert [t["track_id"] for t in manifest["tracks"]] == [t.track_id for t in bench.tracks]
+    assert manifest["fingerprint"] == bench.fingerprint == demo.fingerprint(manifest)
+    for track in bench.tracks[:3]:
+        record = manifest["tracks"][bench.tracks.index(track)]
+        assert record["audio_sha256"] == hashlib.sha256(track.read_bytes()).hexdigest()
 
 
 def test_build_refuses_a_non_empty_target(built: Path) -> None:

@@ -4,6 +4,14 @@ Everything is drawn from one numpy Generator so a track is a pure function of it
 are rendered one at a time with vectorised table lookups (no per-sample Python): a 14 s stereo
 track costs about a tenth of a second of CPU, which is what lets the whole demo bench build in
 well under a minute.
+
+The same seed must give the same samples on every machine. NumPy picks SIMD kernels for
+`sin`, `exp`, `tanh`, `power`, complex products and more by the CPU it runs on (AVX2, AVX-512 and
+plain SSE round differently, e.g. a fused multiply-add in a complex product), and BLAS picks
+matrix kernels and summation orders the same way, so the bench code uses none of them. The
+functions in the first section below are built from operations that are exactly rounded on
+every CPU (+, -, *, /, sqrt, rint, frexp, ldexp, NumPy's sums), plus scipy's FFT and filter loops,
+which are compiled once and dispatch on nothing. `artifacts.py` shares them.
 """
 
 from __future__ import annotations
@@ -16,10 +24,238 @@ import scipy.fft as sfft
 from scipy import signal
 
 RATE = 44100
+
+# ----------------------------------------------------------------------------------------------
+# portable arithmetic: the same bits on every CPU
+
+_PIO2_1 = 1.57079632673412561417e00  # pi/2 in three parts; k * part is exact for |k| < 2**20
+_PIO2_2 = 6.07710050630396597660e-11
+_PIO2_3 = 2.02226624879595063154e-21
+_LN2_HI = 6.93147180369123816490e-01  # ln 2 in two parts; k * _LN2_HI is exact for |k| < 2**20
+_LN2_LO = 1.90821492927058770002e-10
+_LN2 = 0.6931471805599453
+_LN10 = 2.302585092994046
+_SIN = (
+    -1.66666666666666324348e-01,
+    8.33333333332248946124e-03,
+    -1.98412698298579493134e-04,
+    2.75573137070700676789e-06,
+    -2.50507602534068634195e-08,
+    1.58969099521155010221e-10,
+)
+_COS = (
+    4.16666666666666019037e-02,
+    -1.38888888888741095749e-03,
+    2.48015872894767294178e-05,
+    -2.75573143513906633035e-07,
+    2.08757232129817482790e-09,
+    -1.13596475577881948265e-11,
+)
+
+
+def _horner(z: np.ndarray, coefs: tuple[float, ...]) -> np.ndarray:
+    out = np.full_like(z, coefs[-1])
+    for c in coefs[-2::-1]:
+        out = out * z + c
+    return out
+
+
+def _quadrant(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(sin r, cos r, k mod 4) with x = k pi/2 + r, |r| <= pi/4 (Cody-Waite reduction)."""
+    x = np.asarray(x, np.float64)
+    if x.size and not np.abs(x).max() < 1.6e6:
+        raise ValueError("portable sin/cos take |x| < 1.6e6 (and finite)")
+    k = np.rint(x * (2 / np.pi))
+    r = ((x - k * _PIO2_1) - k * _PIO2_2) - k * _PIO2_3
+    z = r * r
+    s = r + (r * z) * _horner(z, _SIN)
+    c = (1.0 - 0.5 * z) + (z * z) * _horner(z, _COS)
+    return s, c, k.astype(np.int64) & 3
+
+
+def sin(x: np.ndarray | float) -> np.ndarray:
+    """float64 sine to about 1 ulp for |x| < 1.6e6, identical on every CPU."""
+    s, c, q = _quadrant(x)
+    return np.choose(q, [s, c, -s, -c])
+
+
+def cos(x: np.ndarray | float) -> np.ndarray:
+    """float64 cosine to about 1 ulp for |x| < 1.6e6, identical on every CPU."""
+    s, c, q = _quadrant(x)
+    return np.choose(q, [c, -s, -c, s])
+
+
+def exp(x: np.ndarray | float) -> np.ndarray:
+    """float64 exp(x) to about 1 ulp, identical on every CPU."""
+    x = np.clip(np.asarray(x, np.float64), -760.0, 710.0)
+    k = np.rint(x * (1 / _LN2_HI))
+    r = (x - k * _LN2_HI) - k * _LN2_LO  # |r| <= 0.35: 14 Taylor terms leave < 1e-17
+    p = np.ones_like(r)
+    for j in range(14, 0, -1):
+        p = 1.0 + p * r / j
+    return np.ldexp(p, k.astype(np.int64))
+
+
+def log(x: np.ndarray | float) -> np.ndarray:
+    """float64 natural log of positive x to about 1 ulp, identical on every CPU."""
+    x = np.asarray(x, np.float64)
+    if x.size and not x.min() > 0:
+        raise ValueError("portable log takes positive x only")
+    m, e = np.frexp(x)
+    low = m < 0.7071067811865476
+    m = np.where(low, 2 * m, m)
+    e = (e - low).astype(np.float64)
+    f = (m - 1.0) / (m + 1.0)  # log m = 2 atanh f, |f| <= 0.172
+    z = f * f
+    series = np.full_like(z, 1 / 23)
+    for j in range(21, 0, -2):
+        series = 1 / j + series * z
+    return e * _LN2_HI + (e * _LN2_LO + 2 * f * series)
+
+
+def power(x: np.ndarray | float, p: float) -> np.ndarray:
+    """x ** p for positive x."""
+    return exp(p * log(x))
+
+
+def tanh(x: np.ndarray | float) -> np.ndarray:
+    """float64 tanh, identical on every CPU (absolute error below 1e-16)."""
+    x = np.asarray(x, np.float64)
+    t = exp(-2.0 * np.abs(x))
+    return np.copysign((1.0 - t) / (1.0 + t), x)
+
+
+def sinc(x: np.ndarray) -> np.ndarray:
+    """sin(pi x) / (pi x), 1 at 0 (numpy's `sinc`)."""
+    x = np.asarray(x, np.float64)
+    arg = np.pi * np.where(x == 0, 1.0, x)
+    return np.where(x == 0, 1.0, sin(arg) / arg)
+
+
+def cosine_window(n: int, a0: float, periodic: bool = False) -> np.ndarray:
+    """a0 - (1 - a0) cos(2 pi i / N): Hann for a0 = 0.5, Hamming for 0.54; symmetric (N = n-1,
+    numpy's `hanning`/`hamming`) or periodic (N = n, scipy's `get_window` default)."""
+    if n == 1:
+        return np.ones(1)
+    return a0 - (1 - a0) * cos(2 * np.pi * np.arange(n) / (n if periodic else n - 1))
+
+
+def _bessel_i0(x: np.ndarray) -> np.ndarray:
+    """Modified Bessel function I0 by its power series (converges fast for x <= 20)."""
+    term = np.ones_like(x)
+    total = np.ones_like(x)
+    half = x / 2
+    for k in range(1, 60):
+        term = term * half / k
+        total = total + term * term
+    return total
+
+
+def kaiser(n: int, beta: float) -> np.ndarray:
+    """The symmetric Kaiser window (numpy's `kaiser`)."""
+    alpha = (n - 1) / 2
+    ratio = (np.arange(n) - alpha) / alpha
+    arg = beta * np.sqrt(np.maximum(1.0 - ratio * ratio, 0.0))
+    return _bessel_i0(arg) / _bessel_i0(np.array(float(beta)))
+
+
+def lowpass_fir(up: int, down: int) -> np.ndarray:
+    """The Kaiser(5) windowed-sinc anti-alias filter scipy's `resample_poly` designs by default."""
+    max_rate = max(up, down)
+    half = 10 * max_rate
+    taps = np.arange(2 * half + 1) - half
+    h = sinc(taps / max_rate) / max_rate * kaiser(2 * half + 1, 5.0)
+    return h / h.sum()
+
+
+def resample_poly(x: np.ndarray, up: int, down: int, axis: int = -1) -> np.ndarray:
+    """scipy's `resample_poly` (polyphase, zero padding) with a portably designed filter."""
+    x = np.asarray(x)
+    dtype = x.dtype if x.dtype in (np.float32, np.float64) else np.float64
+    return signal.resample_poly(x, up, down, axis=axis, window=lowpass_fir(up, down).astype(dtype))
+
+
+def butter_sos(order: int, cutoff: float, kind: str, fs: float = RATE) -> np.ndarray:
+    """Butterworth low- or highpass as second-order sections (bilinear, prewarped cutoff).
+
+    Closed-form per pole pair, so the coefficients come from portable arithmetic only.
+    """
+    if kind not in ("lowpass", "highpass"):
+        raise ValueError(f"kind must be lowpass or highpass, not {kind!r}")
+    if not 0 < cutoff < fs / 2:
+        raise ValueError(f"cutoff must lie in (0, {fs / 2}), got {cutoff}")
+    arg = np.pi * cutoff / fs
+    k = float(sin(arg) / cos(arg))  # tan: the bilinear transform's prewarp
+    rows = []
+    for i in range(order // 2):
+        damp = 2 * float(sin(np.pi * (2 * i + 1) / (2 * order)))
+        a0 = 1 + damp * k + k * k
+        a = [1.0, 2 * (k * k - 1) / a0, (1 - damp * k + k * k) / a0]
+        b = [k * k / a0, 2 * k * k / a0, k * k / a0]
+        if kind == "highpass":
+            b = [1 / a0, -2 / a0, 1 / a0]
+        rows.append(b + a)
+    if order % 2:
+        a = [1.0, (k - 1) / (k + 1), 0.0]
+        b = (
+            [k / (k + 1), k / (k + 1), 0.0]
+            if kind == "lowpass"
+            else [1 / (k + 1), -1 / (k + 1), 0.0]
+        )
+        rows.append(b + a)
+    return np.array(rows)
+
+
+def complex_product(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """a * b for complex arrays, one IEEE operation at a time (NumPy's SIMD complex product may
+    fuse a multiply and an add, which rounds differently)."""
+    re = a.real * b.real - a.imag * b.imag
+    im = a.real * b.imag + a.imag * b.real
+    out = np.empty(re.shape, np.result_type(a, b))
+    out.real = re
+    out.imag = im
+    return out
+
+
+def complex_abs(spec: np.ndarray) -> np.ndarray:
+    """|spec| for a complex array as sqrt(re^2 + im^2), without NumPy's SIMD `abs`."""
+    return np.sqrt(spec.real * spec.real + spec.imag * spec.imag)
+
+
+def fft_convolve(x: np.ndarray, h: np.ndarray, axis: int = -1) -> np.ndarray:
+    """Full linear convolution of x with the 1-D kernel h along `axis`, by FFT."""
+    x = np.moveaxis(np.asarray(x), axis, -1)
+    n = x.shape[-1] + len(h) - 1
+    size = sfft.next_fast_len(n, real=True)
+    spec = complex_product(sfft.rfft(x, size), sfft.rfft(np.asarray(h, x.dtype), size))
+    return np.moveaxis(sfft.irfft(spec, size)[..., :n].astype(x.dtype), -1, axis)
+
+
+def exact_matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """a @ b in float64 whose bits do not depend on the BLAS kernel, its threads or the CPU.
+
+    Each matrix is rounded to integers on a power-of-two grid scaled to its own peak (a
+    relative precision of about 2**-21 to 2**-23), with few enough bits that every product and
+    every partial sum is an integer below 2**53: exact in float64, so the order in which BLAS
+    adds them cannot matter.
+    """
+    a = np.asarray(a, np.float64)
+    b = np.asarray(b, np.float64)
+    depth = a.shape[-1]
+    bits = (53 - (max(depth, 2) - 1).bit_length()) // 2
+    ints, shifts = [], []
+    for m in (a, b):
+        peak = float(np.abs(m).max()) if m.size else 0.0
+        shift = bits - int(np.frexp(peak)[1]) if peak > 0 else 0
+        ints.append(np.rint(np.ldexp(m, shift)))
+        shifts.append(shift)
+    return np.ldexp(ints[0] @ ints[1], -(shifts[0] + shifts[1]))
+
+
 _TABLE = 8192  # wavetable length; nearest lookup keeps spurious partials near -70 dB
-_SINE = np.sin(2 * np.pi * np.arange(_TABLE) / _TABLE).astype(np.float32)
+_SINE = sin(2 * np.pi * np.arange(_TABLE) / _TABLE).astype(np.float32)
 _EXP_SPAN = 16.0  # the decay table covers exp(0) .. exp(-16)
-_EXP = np.exp(-np.linspace(0.0, _EXP_SPAN, _TABLE)).astype(np.float32)
+_EXP = exp(-np.linspace(0.0, _EXP_SPAN, _TABLE)).astype(np.float32)
 _MAX_NOTE = 8 * RATE  # longest single note; the shared ramps below are sliced, never rebuilt
 _SAMPLES = np.arange(_MAX_NOTE, dtype=np.float32)
 _SECONDS = np.arange(_MAX_NOTE) / RATE
@@ -74,7 +310,7 @@ STYLES = {
 
 
 def midi_hz(note: float) -> float:
-    return 440.0 * 2.0 ** ((float(note) - 69.0) / 12.0)
+    return 440.0 * float(exp((float(note) - 69.0) / 12.0 * _LN2))
 
 
 @lru_cache(maxsize=256)
@@ -83,7 +319,7 @@ def _wavetable(harmonics: tuple[float, ...], count: int) -> np.ndarray:
     amps = np.asarray(harmonics[:count], dtype=np.float64)
     k = np.arange(1, len(amps) + 1)
     phase = 2 * np.pi * np.outer(np.arange(_TABLE) / _TABLE, k)
-    table = (np.sin(phase) * amps).sum(axis=1)  # not a BLAS product: identical on any thread count
+    table = (sin(phase) * amps).sum(axis=1)  # not a BLAS product: identical on any CPU
     return (table / max(np.abs(table).max(), 1e-9)).astype(np.float32)
 
 
@@ -138,7 +374,7 @@ class Voice:
         if depth > 0:
             ramp = np.clip((t - onset) / 0.3, 0.0, 1.0)
             # integral of freq * depth * sin(2 pi rate t): phase modulation in closed form
-            cycles = cycles + ramp * freq * depth * (1 - np.cos(2 * np.pi * rate * t)) / (
+            cycles = cycles + ramp * freq * depth * (1 - cos(2 * np.pi * rate * t)) / (
                 2 * np.pi * rate
             )
         if self.fm_ratio > 0:
@@ -149,7 +385,7 @@ class Voice:
             table = _band_limited(self.harmonics, freq)
             tone = _lookup(table, cycles)
             if self.detune:
-                ratio = 2 ** (self.detune / 1200)
+                ratio = float(exp(self.detune / 1200 * _LN2))
                 tone = 0.5 * (tone + _lookup(table, cycles * ratio + rng.uniform()))
         return tone * _adsr(n_on, n, a, d, s)
 
@@ -175,7 +411,7 @@ class Voice:
 def _make_voice(family: str, rng: np.random.Generator, detune_cents: float) -> Voice:
     k = np.arange(1, 25)
     if family == "pad":
-        harm = tuple(rng.uniform(0.6, 1.0) / k**1.4)
+        harm = tuple(rng.uniform(0.6, 1.0) / power(k, 1.4))
         adsr = (rng.uniform(0.2, 0.6), 0.4, 0.8, rng.uniform(0.4, 1.0))
         return Voice(family, harm, adsr, detune=detune_cents * rng.uniform(1.0, 2.0))
     if family == "organ":
@@ -190,16 +426,16 @@ def _make_voice(family: str, rng: np.random.Generator, detune_cents: float) -> V
         ratio = float(rng.choice([2.0, 3.5, 1.4]))
         return Voice(family, (1.0,), (0.002, 1.5, 0.0, 0.6), fm_ratio=ratio, fm_index=1.8)
     if family == "lead":
-        harm = tuple(rng.uniform(0.7, 1.0) / k ** rng.uniform(0.9, 1.4))
+        harm = tuple(rng.uniform(0.7, 1.0) / power(k, rng.uniform(0.9, 1.4)))
         vib = (rng.uniform(4.5, 6.5), rng.uniform(0.003, 0.008), 0.15)
         return Voice(family, harm, (0.02, 0.1, 0.7, 0.15), vibrato=vib)
     if family == "bass":
         if rng.uniform() < 0.5:
             return Voice(family, (1.0,), (0.005, 0.3, 0.6, 0.06), fm_ratio=1.0, fm_index=1.2)
-        return Voice(family, tuple(1 / k[:16] ** 1.1), (0.005, 0.2, 0.7, 0.05))
+        return Voice(family, tuple(1 / power(k[:16], 1.1)), (0.005, 0.2, 0.7, 0.05))
     if family == "pluck":
         pos = rng.uniform(0.1, 0.3)
-        harm = tuple(np.abs(np.sin(np.pi * k * pos)) / k)
+        harm = tuple(np.abs(sin(np.pi * k * pos)) / k)
         return Voice(family, harm, (0.0, 0.0, 0.0, 0.0), ring=rng.uniform(0.6, 1.6))
     raise ValueError(f"unknown voice family {family!r}")
 
@@ -236,25 +472,24 @@ def _drum_kit(rng: np.random.Generator) -> dict[str, np.ndarray]:
     n = int(0.45 * RATE)
     t = np.arange(n) / RATE
     f_hi, f_lo, tau_f = rng.uniform(120, 180), rng.uniform(42, 60), rng.uniform(0.02, 0.05)
-    phase = 2 * np.pi * (f_lo * t + (f_hi - f_lo) * tau_f * (1 - np.exp(-t / tau_f)))
-    kick = np.sin(phase) * np.exp(-t / rng.uniform(0.12, 0.25))
+    phase = 2 * np.pi * (f_lo * t + (f_hi - f_lo) * tau_f * (1 - exp(-t / tau_f)))
+    kick = sin(phase) * exp(-t / rng.uniform(0.12, 0.25))
     kick[: int(0.002 * RATE)] *= np.linspace(0, 1, int(0.002 * RATE))
 
     ns = int(0.3 * RATE)
     ts = t[:ns]
-    band = signal.butter(
-        2, [rng.uniform(900, 1500), rng.uniform(5000, 8000)], "bandpass", fs=RATE, output="sos"
-    )
+    low, high = rng.uniform(900, 1500), rng.uniform(5000, 8000)
+    band = np.concatenate([butter_sos(2, low, "highpass"), butter_sos(2, high, "lowpass")])
     noise = signal.sosfilt(band, rng.standard_normal(ns))
     noise /= np.abs(noise).max()
-    tone = np.sin(2 * np.pi * rng.uniform(170, 230) * ts) * np.exp(-ts / 0.05)
-    snare = 0.8 * noise * np.exp(-ts / rng.uniform(0.05, 0.11)) + 0.5 * tone
+    tone = sin(2 * np.pi * rng.uniform(170, 230) * ts) * exp(-ts / 0.05)
+    snare = 0.8 * noise * exp(-ts / rng.uniform(0.05, 0.11)) + 0.5 * tone
 
-    hp = signal.butter(4, rng.uniform(6000, 9000), "highpass", fs=RATE, output="sos")
+    hp = butter_sos(4, rng.uniform(6000, 9000), "highpass")
     hiss = signal.sosfilt(hp, rng.standard_normal(ns))
     hiss /= np.abs(hiss).max()
-    hat = hiss * np.exp(-ts / rng.uniform(0.015, 0.035))
-    open_hat = hiss * np.exp(-ts / rng.uniform(0.12, 0.2))
+    hat = hiss * exp(-ts / rng.uniform(0.015, 0.035))
+    open_hat = hiss * exp(-ts / rng.uniform(0.12, 0.2))
     return {
         "kick": kick.astype(np.float32),
         "snare": snare.astype(np.float32),
@@ -268,16 +503,16 @@ def _reverb(send: np.ndarray, rng: np.random.Generator, style: Style) -> np.ndar
     rt60 = rng.uniform(*style.rt60)
     length = int(min(rt60, 2.5) * RATE)
     t = np.arange(length) / RATE
-    envelope = np.exp(-6.91 * t / rt60)  # -60 dB at rt60
+    envelope = exp(-6.91 * t / rt60)  # -60 dB at rt60
     ir = rng.standard_normal((2, length)) * envelope
     for _ in range(6):  # a few early reflections
         tap = int(rng.uniform(0.003, 0.04) * RATE)
         ir[:, tap] += rng.uniform(0.5, 2.0, 2) * rng.choice([-1, 1], 2)
     delay = int(rng.uniform(*style.predelay) * RATE)
     ir = np.pad(ir, ((0, 0), (delay, 0)))
-    ir /= np.sqrt((ir**2).sum(axis=1, keepdims=True))
+    ir /= np.sqrt((ir * ir).sum(axis=1, keepdims=True))
     size = sfft.next_fast_len(len(send) + ir.shape[1] - 1, real=True)
-    spec = sfft.rfft(send, size) * sfft.rfft(ir.astype(np.float32), size, axis=1)
+    spec = complex_product(sfft.rfft(send, size), sfft.rfft(ir.astype(np.float32), size, axis=1))
     return sfft.irfft(spec, size, axis=1)[:, : len(send)].astype(np.float32)
 
 
@@ -431,8 +666,8 @@ def synthesize(rng: np.random.Generator, seconds: float, style: str = "studio") 
     mix = np.zeros((2, p.n), np.float32)
     for b in buses:
         angle = (b.pan + 1) * np.pi / 4  # constant-power pan law
-        mix[0] += np.float32(b.gain * np.cos(angle)) * b.audio
-        mix[1] += np.float32(b.gain * np.sin(angle)) * b.audio
+        mix[0] += np.float32(b.gain * float(cos(angle))) * b.audio
+        mix[1] += np.float32(b.gain * float(sin(angle))) * b.audio
         send += np.float32(b.send) * b.audio
     mix += np.float32(3.0 * rng.uniform(*st.wet)) * _reverb(send, rng, st)
     if st.room_noise:
@@ -458,13 +693,13 @@ def tape_vintage(audio: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """
     n = audio.shape[1]
     t = np.arange(n) / RATE
-    wow = rng.uniform(0.0004, 0.0012) * np.sin(2 * np.pi * rng.uniform(0.4, 0.9) * t)
-    flutter = rng.uniform(0.00003, 0.0001) * np.sin(2 * np.pi * rng.uniform(5, 9) * t)
+    wow = rng.uniform(0.0004, 0.0012) * sin(2 * np.pi * rng.uniform(0.4, 0.9) * t)
+    flutter = rng.uniform(0.00003, 0.0001) * sin(2 * np.pi * rng.uniform(5, 9) * t)
     warped = np.clip(t + wow + flutter, 0, t[-1]) * RATE
     moved = np.stack([np.interp(warped, np.arange(n), ch) for ch in audio])
     drive = rng.uniform(1.5, 3.0)
-    saturated = np.tanh(drive * moved) / np.tanh(drive)
-    lowpass = signal.butter(6, rng.uniform(8000, 11000), "lowpass", fs=RATE, output="sos")
+    saturated = tanh(drive * moved) / tanh(drive)
+    lowpass = butter_sos(6, rng.uniform(8000, 11000), "lowpass")
     hiss = rng.uniform(0.002, 0.006) * rng.standard_normal((2, n))
     played = signal.sosfilt(lowpass, saturated + hiss, axis=1)
     return normalize(played, rng.uniform(0.75, 0.92))
