@@ -116,10 +116,12 @@ def _say(line: str) -> None:
 
 
 def _parse_bench(spec: str, options: BenchOptions | None = None) -> Bench:
+    """The bench a spec names, with progress when it is generated on first use (the demo)."""
     from artifactbench.benches import UnknownBench, open_bench
 
     try:
-        return open_bench(spec, options)
+        with progress_to(err) as progress:
+            return open_bench(spec, options, progress)
     except (UnknownBench, ValueError) as exc:
         raise UsageProblem(str(exc)) from exc
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from artifactbench.benches.base import Bench
+from artifactbench.progress import ProgressHook
 
 
 @dataclass(frozen=True)
@@ -27,14 +28,17 @@ class UnknownBench(ValueError):
     """A bench spec that names no source; the message lists the valid forms."""
 
 
-def open_bench(spec: str, options: BenchOptions | None = None) -> Bench:
-    """Resolve a `--bench` value to a Bench (metadata only; no audio is read)."""
+def open_bench(
+    spec: str, options: BenchOptions | None = None, progress: ProgressHook | None = None
+) -> Bench:
+    """Resolve a `--bench` value to a Bench (metadata only; no audio is read). `progress`
+    follows the demo bench's generation on first use."""
     options = options or BenchOptions()
     name, _, arg = spec.partition(":")
     if name == "demo" and not arg:
         from artifactbench.benches.demo import load_demo_bench
 
-        return load_demo_bench()
+        return load_demo_bench(progress=progress)
     if name == "folder" and arg:
         from artifactbench.benches.folder import load_folder_bench
 
@@ -68,7 +72,7 @@ def demo_status() -> str:
     root = default_root()
     if (root / "bench.json").is_file():
         return f"ready (cached at {root})"
-    return f"generated on first use (under a minute) into {root}"
+    return f"generated on first use (a few minutes) into {root}"
 
 
 def artifactbench_status() -> str:

@@ -6,7 +6,12 @@ Every op here (Conv1d, Pad, Gather, TopK, MatMul, elementwise) exports with
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+
 import numpy as np
+import scipy.ndimage
 import torch
 from torch import Tensor, nn
 
@@ -14,6 +19,8 @@ CHANNELS = ("mel_res", "mel_H", "mel_P", "delta", "delta2", "hp_ratio", "spectra
 # Floor inside the logs: far below any audible residual, far above float32 denormals.
 LOG_EPS = 1e-6
 _TINY = float(np.finfo(np.float32).tiny)
+# Set inside `reference_path()`: every forward then takes the torch graph of training.
+_REFERENCE: ContextVar[bool] = ContextVar("artifactnet_open_reference_path", default=False)
 
 
 class MagnitudeSTFT(nn.Module):
@@ -77,13 +84,65 @@ def _symmetric_index(length: int, pad: int, device: torch.device) -> Tensor:
     return torch.tensor(idx, dtype=torch.long, device=device)
 
 
-def median_filter(x: Tensor, kernel: int, dim: int) -> Tensor:
+@contextmanager
+def reference_path() -> Iterator[None]:
+    """Run every forward in this context through the exact torch graph of training and export:
+    the baseline the CPU inference path is measured and checked against."""
+    token = _REFERENCE.set(True)
+    try:
+        yield
+    finally:
+        _REFERENCE.reset(token)
+
+
+def fast_path_applies(x: Tensor, module: nn.Module | None = None) -> bool:
+    """True where a CPU inference shortcut may replace the torch graph for input `x` (and
+    `module`, which must then be in eval mode): nothing records gradients, the tensor is on the
+    CPU, and no ONNX export, tracing, scripting or compiling needs the graph itself."""
+    if _REFERENCE.get() or x.device.type != "cpu":
+        return False
+    if module is not None and module.training:
+        return False
+    if torch.is_grad_enabled():
+        if x.requires_grad:
+            return False
+        if module is not None and any(p.requires_grad for p in module.parameters()):
+            return False
+    if torch.onnx.is_in_onnx_export() or torch.jit.is_tracing() or torch.jit.is_scripting():
+        return False
+    return not torch.compiler.is_compiling()
+
+
+def _scipy_median_applies(x: Tensor) -> bool:
+    """The scipy kernel takes plain float tensors; NaN stays with torch, whose median
+    propagates it, where scipy's running median makes no such promise."""
+    if not fast_path_applies(x) or x.dtype not in (torch.float32, torch.float64):
+        return False
+    return x.numel() > 0 and not bool(torch.isnan(x).any())
+
+
+def _scipy_median(padded: Tensor, kernel: int, length: int) -> Tensor:
+    """Running median of every row of `padded` (already mirrored by kernel // 2 each side).
+
+    The rows are laid end to end and filtered as one 1-D signal by scipy's O(n log k) kernel;
+    every kept output's window lies inside its own padded row, so the seams between rows and
+    scipy's boundary mode never reach a kept value.
+    """
+    pad = kernel // 2
+    rows = padded.contiguous().numpy()
+    out = scipy.ndimage.median_filter(rows.reshape(-1), size=kernel, mode="nearest")
+    return torch.from_numpy(out.reshape(rows.shape)[..., pad : pad + length])
+
+
+def median_filter(x: Tensor, kernel: int, dim: int, allow_fast: bool = True) -> Tensor:
     """Running median along `dim` of a [batch, freq, time] tensor, edges as scipy.ndimage.
 
     In torch the windows are an `unfold` view and `median` picks the middle one (no copy). ONNX
     has neither a median nor a strided view, so under export the windows are stacked shifted
     slices (Slice + Concat) and the median is their (kernel // 2 + 1)-th largest value (TopK):
-    for an odd kernel both pick the same element, so the two graphs agree exactly.
+    for an odd kernel both pick the same element, so the two graphs agree exactly. Inference
+    on CPU (`allow_fast` and no gradient needed) runs scipy's running median on the same padded
+    rows instead: it selects the same element, so the result is bit-identical, ~10x sooner.
     """
     if kernel % 2 != 1:
         raise ValueError(f"median kernel must be odd, got {kernel}")
@@ -91,6 +150,8 @@ def median_filter(x: Tensor, kernel: int, dim: int) -> Tensor:
     x = x.transpose(dim, -1)
     length = int(x.shape[-1])
     padded = torch.index_select(x, -1, _symmetric_index(length, pad, x.device))
+    if allow_fast and _scipy_median_applies(x):
+        return _scipy_median(padded, kernel, length).transpose(dim, -1)
     if not torch.onnx.is_in_onnx_export():
         return padded.unfold(-1, kernel, 1).median(dim=-1).values.transpose(dim, -1)
     windows = torch.stack([padded[..., i : i + length] for i in range(kernel)], dim=-1)
@@ -98,16 +159,21 @@ def median_filter(x: Tensor, kernel: int, dim: int) -> Tensor:
 
 
 def hpss(
-    mag: Tensor, kernel: int = 31, power: float = 2.0, margin: float = 1.0
+    mag: Tensor,
+    kernel: int = 31,
+    power: float = 2.0,
+    margin: float = 1.0,
+    allow_fast: bool = True,
 ) -> tuple[Tensor, Tensor]:
     """Soft harmonic and percussive masks of a magnitude [batch, freq, time], as librosa's.
 
     Harmonic energy is smooth along time, percussive energy along frequency; each mask is the
     Wiener-style share (X / Z)^power / ((X / Z)^power + (ref / Z)^power). Bins where both
     medians vanish are split 0.5 / 0.5 when margin is 1 and given to neither otherwise.
+    `allow_fast` lets the medians take the bit-identical CPU inference kernel.
     """
-    harm = median_filter(mag, kernel, dim=-1)
-    perc = median_filter(mag, kernel, dim=-2)
+    harm = median_filter(mag, kernel, dim=-1, allow_fast=allow_fast)
+    perc = median_filter(mag, kernel, dim=-2, allow_fast=allow_fast)
     empty = 0.5 if margin == 1.0 else 0.0
     return (
         _softmask(harm, perc * margin, power, empty),
@@ -149,7 +215,8 @@ class ForensicFeatures(nn.Module):
         return torch.matmul(self.mel, mag)
 
     def forward(self, residual: Tensor) -> Tensor:
-        mask_h, mask_p = hpss(residual, kernel=self.hpss_kernel)
+        # Training keeps the torch graph end to end, whatever needs gradients.
+        mask_h, mask_p = hpss(residual, kernel=self.hpss_kernel, allow_fast=not self.training)
         mel_lin = self.to_mel(residual)
         mel_h_lin = self.to_mel(residual * mask_h)
         mel_p_lin = self.to_mel(residual * mask_p)

@@ -12,7 +12,12 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from artifactbench.detectors.artifactnet_open.features import ForensicFeatures, MagnitudeSTFT
+from artifactbench.detectors.artifactnet_open import inference
+from artifactbench.detectors.artifactnet_open.features import (
+    ForensicFeatures,
+    MagnitudeSTFT,
+    fast_path_applies,
+)
 
 
 @dataclass(frozen=True)
@@ -155,7 +160,18 @@ class ArtifactNetOpen(nn.Module):
         self.classifier = SegmentClassifier(cfg)
 
     def logits(self, audio: Tensor) -> Tensor:
-        """The classifier's logit per row: what a BCE-with-logits loss trains on."""
+        """The classifier's logit per row: what a BCE-with-logits loss trains on.
+
+        Eval-mode float32 inference on the CPU with no gradient recorded takes the
+        chunk-at-a-time path of `inference` (within 1e-6 of P(AI), ~4x sooner); everything
+        else, and all of it inside `features.reference_path()`, runs the torch graph below.
+        """
+        if (
+            fast_path_applies(audio, self)
+            and audio.dtype == self.stft.kernels.dtype == torch.float32
+            and audio.shape[0] > 0
+        ):
+            return inference.logits(self, audio)
         _, residual = self.unet(self.stft(audio))
         return self.classifier(self.features(residual))
 
