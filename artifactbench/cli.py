@@ -136,7 +136,7 @@ def _parse_models(spec: str) -> list[DetectorCard]:
 
 
 def _batch_size(given: int | None, device: str) -> int:
-    """A batch buys a GPU throughput; on a CPU it buys nothing measurable, only memory."""
+    """A batch buys throughput on a GPU; on a CPU it buys nothing measurable, only memory."""
     return given or (16 if device.startswith("cuda") else 4)
 
 
