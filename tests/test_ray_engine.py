@@ -35,7 +35,7 @@ except ImportError:
     if os.environ.get("CI"):  # the README's install brings the `ray` extra: CI must run these
         raise
     pytest.skip("the Ray engine's tests need the `ray` extra", allow_module_level=True)
-from artifactbench import ray_engine  # noqa: E402 - only with Ray installed
+from artifactbench import devices, ray_engine  # noqa: E402 - only with Ray installed
 
 # What decides a prediction; `seconds` is a timing and differs between any two runs.
 DECIDED = ["model", "variant", "track_id", "subset", "label", "prob", "status", "stage", "error"]
@@ -60,7 +60,10 @@ def test_demo_bench_on_ray_equals_the_local_engine_track_for_track(tmp_path: Pat
     on_ray = run(bench, cards, _options(tmp_path / "ray", "ray"))
     a, b = _predictions(local.run_dir), _predictions(on_ray.run_dir)
     assert len(a) == 2 * len(bench.select("test")) and (a.status == "scored").all()
-    pd.testing.assert_frame_equal(a, b, check_exact=True)
+    # The open ArtifactNet's CPU inference path (folded BatchNorm, channels-last convolutions)
+    # may round an ulp apart in an actor process; everything else is identical.
+    pd.testing.assert_frame_equal(a.drop(columns="prob"), b.drop(columns="prob"), check_exact=True)
+    assert np.abs(a.prob.to_numpy() - b.prob.to_numpy()).max() <= 1e-6
     # Every report is built from predictions.parquet alone, so none can tell the engines apart.
     for name in REPORTS:
         assert (local.run_dir / name).read_text() == (on_ray.run_dir / name).read_text(), name
@@ -192,6 +195,8 @@ def test_ray_options_that_mean_nothing_exit_2(
     args: list[str], message: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
 ) -> None:
     monkeypatch.setattr(sys, "argv", ["artifactbench", "run", "--models", "counting", *args])
+    # As on a machine with GPUs: the device itself passes its check, the Ray options do not.
+    monkeypatch.setattr(devices, "cuda_problem", lambda _device: None)
     with pytest.raises(SystemExit) as stopped:
         main()
     assert stopped.value.code == 2

@@ -16,6 +16,7 @@ from artifactbench.detectors.registry import (
     model_choices,
     resolve_models,
 )
+from tests.test_demo_reproducible import FULL_FINGERPRINT
 
 
 def test_listing_cards_imports_no_backend() -> None:
@@ -57,7 +58,8 @@ def test_the_shipped_open_artifactnet_is_the_pinned_demo_model() -> None:
     assert path.parent == packaged_dir()
     model, means, meta = read_weights(path)
     assert meta["bench"] == "demo" and meta["small"] and meta["phases"] == [1, 2, 3]
-    assert meta["train_metrics"]["auc"] >= 0.95
+    assert meta["bench_fingerprint"] == FULL_FINGERPRINT  # trained on the demo bench of today
+    assert meta["train_metrics"]["auc"] >= 0.85
     assert means.shape == (7, model.config.n_mels)
     assert "synthetic demo data only" in card.description
 

@@ -94,7 +94,8 @@ def test_limit_is_a_seeded_sample_recorded_in_run_json(file_bench: Bench, tmp_pa
     assert picked != limit_tracks(file_bench.tracks, 5, seed=4)
     result = run(file_bench, resolve_models("counting"), _options(tmp_path, limit=5, seed=3))
     limit = json.loads((result.run_dir / "run.json").read_text())["limit"]
-    assert limit == {"requested": 5, "original": len(file_bench.tracks), "effective": 5}
+    assert limit == {"requested": 5, "original": len(file_bench.tracks), "effective": 5,
+                     "subsets": ["ai_upsampled", "real_tones"]}  # fmt: skip
     preds = pd.read_parquet(result.run_dir / "predictions.parquet")
     assert sorted(preds.track_id) == sorted(t.track_id for t in picked)
 

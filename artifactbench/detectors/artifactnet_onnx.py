@@ -340,6 +340,8 @@ def load(card: DetectorCard, weights: Path | None, context: LoadContext) -> Arti
             independent, diff, cost = rows_independent(session, contract, probe)
     except Exception as exc:  # noqa: BLE001 - a graph that fails its contract is unusable
         raise Unavailable(f"{card.id}: {onnx_path.name}: {exc}", hint) from exc
+    if cost is not None:  # a row holds at least its own float32 input
+        cost = max(cost, 4 * width)
     coupled = contract.fixed_batch_one or not independent
     chunks_per_run = 1 if coupled or cost is None else rows_per_piece(context.memory_budget, cost)
     provenance = {

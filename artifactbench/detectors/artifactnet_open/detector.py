@@ -141,7 +141,10 @@ def load(card: DetectorCard, weights: Path | None, context: LoadContext) -> Arti
         "aggregation": "median of finite chunk P(AI); non-finite chunks excluded and counted",
     }
     detector = ArtifactNetOpenDetector(card, model, device, sha256_file(path), provenance)
-    cost = _bytes_per_chunk(detector, probe_chunks(detector.width, card.view.rate))
+    # A chunk holds at least its own float32 input, whatever the measurement saw.
+    cost = max(
+        4 * detector.width, _bytes_per_chunk(detector, probe_chunks(detector.width, card.view.rate))
+    )
     detector.chunks_per_run = rows_per_piece(context.memory_budget, cost)
     provenance.update(
         chunks_per_run=detector.chunks_per_run,

@@ -179,4 +179,5 @@ def logits(model: ArtifactNetOpen, audio: Tensor) -> Tensor:
     for row in audio.split(1):
         _, residual = unet(model.stft(row))
         pooled.append(run(convs, model.features(residual)))
-    return model.classifier.head(torch.cat(pooled))[:, 0]
+    # The head runs row by row too, so a chunk's score never depends on its batch.
+    return torch.cat([model.classifier.head(p) for p in pooled])[:, 0]
