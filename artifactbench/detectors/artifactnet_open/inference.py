@@ -14,17 +14,9 @@ Training, export, tracing and CUDA never come here (see `features.fast_path_appl
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor, nn
-
-if TYPE_CHECKING:
-    from artifactbench.detectors.artifactnet_open.model import (
-        ArtifactNetOpen,
-        ArtifactUNet,
-        SegmentClassifier,
-    )
 
 Step = Callable[[Tensor], Tensor]
 
@@ -121,7 +113,8 @@ def run(steps: Sequence[Step], x: Tensor) -> Tensor:
 class UNetPlan:
     """ArtifactUNet.forward on one chunk with folded weights and channels-last activations."""
 
-    def __init__(self, unet: ArtifactUNet) -> None:
+    def __init__(self, unet: nn.Module) -> None:
+        """`unet`: an eval-mode ArtifactUNet (model.py imports this module, not the reverse)."""
         self.stride = unet.stride
         self.bounded = unet.bounded
         self.down = [fold_sequence(block) for block in unet.down]
@@ -160,7 +153,7 @@ class UNetPlan:
         return mask, mask * mag
 
 
-def classifier_steps(classifier: SegmentClassifier) -> list[Step]:
+def classifier_steps(classifier: nn.Module) -> list[Step]:
     """The classifier's convolution stack as it is, max pools without indices. Its BatchNorms
     stay unfolded: its inputs carry large offsets (log floors) that the running means cancel,
     and folding that cancellation into a bias costs more float32 precision than it saves time.
@@ -171,7 +164,7 @@ def classifier_steps(classifier: SegmentClassifier) -> list[Step]:
     ]
 
 
-def logits(model: ArtifactNetOpen, audio: Tensor) -> Tensor:
+def logits(model: nn.Module, audio: Tensor) -> Tensor:
     """ArtifactNetOpen.logits of every row of `audio`, one chunk at a time."""
     unet = UNetPlan(model.unet)
     convs = classifier_steps(model.classifier)
