@@ -12,9 +12,11 @@ whatever the number of worker processes, their thread settings or the CPU they r
 uses only the portable arithmetic of `synth.py` (no CPU-dispatched NumPy kernels, no BLAS
 sums), and the encoders are asked for bit-exact output (no version strings, no random serials).
 What remains tied to the install is the encoders themselves: another FFmpeg, LAME or libopus may
-encode the same samples to other bytes. The fingerprint covers each track's metadata and the
-sha256 of its encoded bytes, not the parquet files that hold them, so another pyarrow, another
-compression library or another row grouping leaves it unchanged.
+encode the same samples to other bytes, and libopus also picks SIMD kernels by CPU at run time,
+so the Opus subset's bytes (and with them the fingerprint) can differ between CPUs even with the
+same install; what it is given to encode does not. The fingerprint covers each track's metadata
+and the sha256 of its encoded bytes, not the parquet files that hold them, so another pyarrow,
+another compression library or another row grouping leaves it unchanged.
 """
 
 from __future__ import annotations
@@ -287,12 +289,18 @@ def encode_track(audio: np.ndarray, spec: DemoSubset) -> bytes:
     portable polyphase filter, rather than by FFmpeg's resampler, whose SIMD kernels round
     differently from CPU to CPU.
     """
+    audio, rate = encoder_input(audio, spec)
+    return codecs.encode_audio(audio, rate, spec.fmt, spec.bitrate)
+
+
+def encoder_input(audio: np.ndarray, spec: DemoSubset) -> tuple[np.ndarray, int]:
+    """The samples and rate a subset's encoder is given: portable, whatever the encoder does."""
     rates = codecs.CODECS[spec.fmt].rates
     rate = RATE if rates is None or RATE in rates else rates[0]
     if rate != RATE:
         g = math.gcd(rate, RATE)
         audio = resample_poly(audio, rate // g, RATE // g, axis=1)
-    return codecs.encode_audio(audio, rate, spec.fmt, spec.bitrate)
+    return audio, rate
 
 
 def _render_row(job: _Job) -> dict[str, Any]:
