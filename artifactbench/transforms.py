@@ -26,7 +26,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from scipy.signal import butter, sosfiltfilt
 
 from artifactbench.audio import PROTOCOL_RATE, DecodeError, DecodeLimits, decode_audio, resample
 from artifactbench.codecs import CODECS as CONTAINERS
@@ -157,6 +156,8 @@ class Resample(Transform):
 
 @cache
 def _lowpass_sos(hz: float, rate: int) -> np.ndarray:
+    from scipy.signal import butter  # half a second to import: only runs that low-pass pay it
+
     return butter(LOWPASS_ORDER, hz, btype="low", fs=rate, output="sos")
 
 
@@ -183,6 +184,8 @@ class Lowpass(Transform):
         # scipy's default edge padding, shortened for very short buffers it would not accept.
         zeros = min(int((sos[:, 2] == 0).sum()), int((sos[:, 5] == 0).sum()))
         padlen = min(3 * (2 * len(sos) + 1 - zeros), len(audio) - 1)
+        from scipy.signal import sosfiltfilt
+
         return sosfiltfilt(sos, audio.astype(np.float64), padlen=padlen)
 
 

@@ -13,7 +13,10 @@ the time from launch to its first committed answer and from its last answer to e
 and reports, from run.json's timeline).
 
 Cases: (a) the open ArtifactNet exported to ONNX (`artifactbench export artifactnet-open`),
-(b) fakeprint + the open ArtifactNet (torch), where decoding once pays.
+(b) fakeprint + the open ArtifactNet (torch), where decoding once pays, the loop calling the
+model through the torch graph the model is trained and exported with (`reference_path()`, what
+the authors' style of code runs), and (c) the same with the loop calling the model as shipped,
+so that it gets the CPU inference path too and only the harness's own work is compared.
 
 Tracks: the real recordings (Vorbis) closest to 3 minutes from Debian's `wesnoth-1.16-music`,
 installed with apt-get when missing (benchmarks may fetch; tests never do).
@@ -102,10 +105,20 @@ def measured(cmd: list[str], env: dict[str, str]) -> tuple[float, int, str, floa
 # The loop itself: runs in a child process (`--loop`), prints {"path": {"model": P(AI)}} as JSON.
 
 
-def _loop(paths: list[str], models: list[str], onnx: str | None, fit: str | None, threads: int):
+def _loop(
+    paths: list[str],
+    models: list[str],
+    onnx: str | None,
+    fit: str | None,
+    threads: int,
+    reference: bool,
+) -> None:
+    import contextlib
+
     import torch
 
     from artifactbench.audio import decode_audio, detector_view
+    from artifactbench.detectors.artifactnet_open.features import reference_path
     from artifactbench.detectors.registry import cards
 
     torch.set_num_threads(threads)
@@ -133,7 +146,8 @@ def _loop(paths: list[str], models: list[str], onnx: str | None, fit: str | None
             net = read_weights(packaged_dir() / "artifactnet_open.pt")[0].eval()
 
             def chunk_prob(chunk: np.ndarray, net=net) -> float:
-                with torch.inference_mode():
+                graph = reference_path() if reference else contextlib.nullcontext()
+                with torch.inference_mode(), graph:
                     return float(net(torch.from_numpy(chunk[None]))[0])
 
             scorers[model] = (registry[model].view, chunk_prob, True)
@@ -217,7 +231,8 @@ def main() -> None:
     parser.add_argument("--tracks", type=int, default=6)
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--threads", type=int, default=1, help="threads of the naive loop")
-    parser.add_argument("--cases", default="a,b")
+    parser.add_argument("--cases", default="a,b,c")
+    parser.add_argument("--reference", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--loop", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--models", default="", help=argparse.SUPPRESS)
     parser.add_argument("--onnx", help=argparse.SUPPRESS)
@@ -225,7 +240,7 @@ def main() -> None:
     parser.add_argument("--paths", nargs="*", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.loop:
-        _loop(args.paths, args.models.split(","), args.onnx, args.fit, args.threads)
+        _loop(args.paths, args.models.split(","), args.onnx, args.fit, args.threads, args.reference)
         return
 
     paths = music_files(args.tracks)
@@ -251,7 +266,7 @@ def main() -> None:
                 [*common, "--models", "artifactnet", "--weights", str(onnx)],
                 args.repeats, tmp, env,
             ))  # fmt: skip
-        if "b" in args.cases:
+        if "b" in args.cases or "c" in args.cases:
             # The fit on the demo bench's train split, made once and cached before timing.
             warm = subprocess.run(
                 [py, "-m", "artifactbench", "run", *common, "--models", "fakeprint",
@@ -261,13 +276,19 @@ def main() -> None:
             run_dir = tmp / "fit" / warm.stdout.strip().splitlines()[-1].split("/")[-1]
             record = json.loads((run_dir / "run.json").read_text())
             fit = record["detectors"]["fakeprint"]["provenance"]["path"]
-            rows.append(compare(
-                "(b) fakeprint + open ArtifactNet", paths,
-                ["--models", "artifactnet-open-demo,fakeprint", "--fit", fit,
-                 "--threads", str(args.threads)],
-                [*common, "--models", "fakeprint,artifactnet-open-demo", "--fit-on", "demo"],
-                args.repeats, tmp, env,
-            ))  # fmt: skip
+            loop_args = ["--models", "artifactnet-open-demo,fakeprint", "--fit", fit,
+                         "--threads", str(args.threads)]  # fmt: skip
+            run_args = [*common, "--models", "fakeprint,artifactnet-open-demo", "--fit-on", "demo"]
+            if "b" in args.cases:
+                rows.append(compare(
+                    "(b) fakeprint + open ArtifactNet, loop on the torch graph", paths,
+                    [*loop_args, "--reference"], run_args, args.repeats, tmp, env,
+                ))  # fmt: skip
+            if "c" in args.cases:
+                rows.append(compare(
+                    "(c) fakeprint + open ArtifactNet, loop on the inference path", paths,
+                    loop_args, run_args, args.repeats, tmp, env,
+                ))  # fmt: skip
     gib = 2**30
     print(f"\nbest of {args.repeats}, alternating; loop at {args.threads} thread(s)\n")
     print(

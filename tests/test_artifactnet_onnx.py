@@ -256,6 +256,7 @@ def test_rows_that_share_a_batch_normalisation_run_one_chunk_at_a_time(tmp_path:
 
 def test_a_batch_that_cannot_allocate_is_rerun_in_pieces(tmp_path: Path) -> None:
     det = load(mean_square_graph(tmp_path / "tiny.onnx"))
+    det.chunks_per_run = None  # the whole batch in one call, as a budget that holds it allows
     views = ramp_views(10)
     whole = det.score(views)
     counting = det.session = CountingSession(det.session, max_rows=an.MAX_CHUNKS_ON_MEMORY_ERROR)

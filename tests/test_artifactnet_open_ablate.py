@@ -192,7 +192,11 @@ def test_export_matches_torch_and_runs_through_the_published_adapter(
         report["probe_max_abs_difference"], report["bench_max_abs_difference"]
     )
     published = artifactnet_onnx.load(cards()["artifactnet"], Path(report["onnx"]), LoadContext())
-    assert published.provenance["rows_independent"]
+    probe = artifactnet_onnx.probe_chunks(published.width, cards()["artifactnet"].view.rate)
+    independent, _, _ = artifactnet_onnx.rows_independent(
+        published.session, published.contract, probe
+    )
+    assert independent  # batched or alone, each row gives the same P(AI)
     ours = detector.load(cards()[open_card], weights, LoadContext())
     np.testing.assert_allclose(published.score(batch), ours.score(batch), rtol=0, atol=1e-4)
 

@@ -10,7 +10,12 @@ import numpy as np
 import pytest
 
 from artifactbench.detectors.base import LoadContext
-from artifactbench.detectors.memory import bytes_per_row, peak_rise, rows_per_piece
+from artifactbench.detectors.memory import (
+    CPU_PIECE_BYTES,
+    bytes_per_row,
+    peak_rise,
+    rows_per_piece,
+)
 from artifactbench.detectors.registry import cards
 from tests.test_artifactnet_onnx import CountingSession, mean_square_graph, ramp_views
 
@@ -36,8 +41,15 @@ def test_bytes_per_row_charges_each_row_what_it_holds() -> None:
 
     cost = bytes_per_row(rows)
     assert 40 * MIB <= cost <= 60 * MIB
-    assert rows_per_piece(512 * MIB, cost) in range(8, 13)
-    assert rows_per_piece(10 * MIB, cost) == 1  # never less than one row
+    assert rows_per_piece(512 * MIB, cost, "cuda") in range(8, 13)
+    assert rows_per_piece(10 * MIB, cost, "cuda") == 1  # never less than one row
+
+
+def test_cpu_pieces_stay_within_what_caches_can_use_whatever_the_budget() -> None:
+    assert rows_per_piece(512 * MIB, 95 * MIB, "cuda") == 5
+    assert rows_per_piece(512 * MIB, 95 * MIB, "cpu") == 1
+    assert rows_per_piece(512 * MIB, MIB, "cpu") == CPU_PIECE_BYTES // MIB
+    assert rows_per_piece(16 * MIB, MIB, "cpu") == 16  # a smaller budget still rules
 
 
 def test_onnx_runs_never_exceed_what_the_budget_holds(tmp_path: Path) -> None:
@@ -81,3 +93,31 @@ def an_load(card, path: Path, budget: int):  # type: ignore[no-untyped-def]
     from artifactbench.detectors import artifactnet_onnx as an
 
     return an.load(card, path, LoadContext(memory_budget=budget))
+
+
+def test_a_graph_whose_one_row_fills_a_cpu_piece_runs_a_row_at_a_time_without_batch_probe(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from artifactbench.detectors import artifactnet_onnx as an
+
+    path = mean_square_graph(tmp_path / "tiny.onnx")
+    card = cards()["artifactnet"]
+    probed = []
+    monkeypatch.setattr(an, "rows_independent", lambda *a: probed.append(a) or (True, 0.0, 1))
+    small = an_load(card, path, 512 * MIB)  # the tiny graph's first row: far below a piece
+    assert probed and small.chunks_per_run > 1
+    probed.clear()
+
+    def half_a_piece(run: object) -> int:
+        run()  # type: ignore[operator]
+        return CPU_PIECE_BYTES // 2 + 1
+
+    monkeypatch.setattr(an, "peak_rise", half_a_piece)
+    det = an_load(card, path, 512 * MIB)
+    assert not probed  # one row a run: batching is never tried, so it is not probed
+    assert det.chunks_per_run == 1 and det.provenance["rows_independent"] is None
+    assert det.provenance["bytes_per_chunk"] == CPU_PIECE_BYTES // 2 + 1
+    counting = det.session = CountingSession(det.session)
+    views = ramp_views(2)
+    assert det.score(views) == pytest.approx(small.score(views), abs=0)
+    assert counting.rows == [1] * 14

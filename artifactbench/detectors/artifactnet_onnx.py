@@ -218,6 +218,16 @@ def probe_chunks(width: int, rate: int) -> np.ndarray:
     ).astype(np.float32)
 
 
+def single_row_cost(session: Any, contract: Contract, chunk: np.ndarray, device: str) -> int | None:
+    """On a CPU, the peak rise of the session's first run, of one row: when that alone fills a
+    CPU piece, every run takes one row, and whether rows are independent in a batch (the
+    longer probe) does not matter. None on other devices or where the peak cannot be read."""
+    if not device.startswith("cpu"):
+        return None
+    feed = {contract.input_name: chunk[None]}
+    return peak_rise(lambda: session.run([contract.output_name], feed))
+
+
 def rows_independent(
     session: Any, contract: Contract, chunks: np.ndarray
 ) -> tuple[bool, float, int]:
@@ -333,17 +343,26 @@ def load(card: DetectorCard, weights: Path | None, context: LoadContext) -> Arti
     try:
         contract = check_contract(session.get_inputs(), session.get_outputs(), width)
         cost = None
+        independent: bool | None
         if contract.fixed_batch_one:
             independent, diff = True, 0.0
         else:
             probe = probe_chunks(width, card.view.rate)
-            independent, diff, cost = rows_independent(session, contract, probe)
+            first = single_row_cost(session, contract, probe[0], settings["device"])
+            if first is not None and rows_per_piece(context.memory_budget, first, "cpu") == 1:
+                independent, diff, cost = None, None, first  # one row a run: nothing to batch
+            else:
+                independent, diff, cost = rows_independent(session, contract, probe)
     except Exception as exc:  # noqa: BLE001 - a graph that fails its contract is unusable
         raise Unavailable(f"{card.id}: {onnx_path.name}: {exc}", hint) from exc
     if cost is not None:  # a row holds at least its own float32 input
         cost = max(cost, 4 * width)
     coupled = contract.fixed_batch_one or not independent
-    chunks_per_run = 1 if coupled or cost is None else rows_per_piece(context.memory_budget, cost)
+    chunks_per_run = (
+        1
+        if coupled or cost is None
+        else rows_per_piece(context.memory_budget, cost, settings["device"])
+    )
     provenance = {
         "onnx": str(onnx_path),
         "external_data": str(data_path) if primary + ".data" in hashed else None,

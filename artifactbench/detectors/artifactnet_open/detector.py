@@ -145,7 +145,7 @@ def load(card: DetectorCard, weights: Path | None, context: LoadContext) -> Arti
     cost = max(
         4 * detector.width, _bytes_per_chunk(detector, probe_chunks(detector.width, card.view.rate))
     )
-    detector.chunks_per_run = rows_per_piece(context.memory_budget, cost)
+    detector.chunks_per_run = rows_per_piece(context.memory_budget, cost, device.type)
     provenance.update(
         chunks_per_run=detector.chunks_per_run,
         bytes_per_chunk=cost,
