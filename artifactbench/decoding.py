@@ -114,6 +114,17 @@ def _decode_chunk(
     return [decode_track(i, t, specs, limits, chains, seed) for i, t in items]
 
 
+def worker_tasks(
+    tracks: Sequence[tuple[int, Track]], workers: int, chunk: int
+) -> list[list[tuple[int, Track]]]:
+    """The tracks in tasks, in order: each worker's first task is one track, so the first
+    answers come after one decode rather than `chunk`; later tasks take `chunk` tracks, which
+    costs fewer messages per track."""
+    head = [[item] for item in tracks[:workers]]
+    rest = tracks[workers:]
+    return head + [list(rest[i : i + chunk]) for i in range(0, len(rest), chunk)]
+
+
 def decode_stream(
     tracks: Sequence[tuple[int, Track]],
     specs: Sequence[ViewSpec],
@@ -131,7 +142,7 @@ def decode_stream(
         for index, track in tracks:
             yield decode_track(index, track, specs, limits, chains, seed)
         return
-    chunks = [list(tracks[i : i + chunk]) for i in range(0, len(tracks), chunk)]
+    chunks = worker_tasks(tracks, workers, chunk)
     window = max(2, workers * 3)
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(["artifactbench.decoding"])

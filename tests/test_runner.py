@@ -128,6 +128,15 @@ def test_parallel_decode_gives_the_same_predictions(file_bench: Bench, tmp_path:
     pd.testing.assert_frame_equal(a.drop(columns="seconds"), b.drop(columns="seconds"))
 
 
+def test_each_decode_worker_starts_with_one_track_then_takes_pairs() -> None:
+    from artifactbench.decoding import worker_tasks
+
+    items = [(i, f"track-{i}") for i in range(9)]
+    tasks = worker_tasks(items, workers=2, chunk=2)  # type: ignore[arg-type]
+    assert [[i for i, _ in task] for task in tasks] == [[0], [1], [2, 3], [4, 5], [6, 7], [8]]
+    assert worker_tasks(items[:1], workers=4, chunk=2) == [[items[0]]]  # type: ignore[arg-type]
+
+
 def test_broken_corpus_costs_one_row_each_and_the_rest_is_scored(
     file_bench: Bench, tmp_path: Path
 ) -> None:
