@@ -248,6 +248,8 @@ def load_models(
 class _Scorer:
     """Buffers views per detector, scores full batches and commits each to the store.
 
+    A batch is full at `batch_size` tracks or once its views hold `batch_bytes`, whichever
+    comes first, so a large `--batch-size` of long views cannot hold memory without bound.
     A track counts as done (`advance`) only once every answer it needs is committed."""
 
     def __init__(
@@ -256,12 +258,15 @@ class _Scorer:
         store: ScoreStore,
         batch_size: int,
         advance: Callable[[int], None],
+        batch_bytes: int,
     ) -> None:
         self.models = models
         self.store = store
         self.batch_size = batch_size
+        self.batch_bytes = batch_bytes
         self.advance = advance
         self.buffers: list[list[tuple[str, np.ndarray]]] = [[] for _ in models]
+        self.buffered = [0 for _ in models]
         self.pending_locators: list[tuple[str, str]] = []
         self.calls = 0
         self.missing: dict[str, int] = {}  # audio sha256 -> answers not yet committed
@@ -287,7 +292,9 @@ class _Scorer:
 
     def add(self, model_index: int, sha: str, view: np.ndarray) -> None:
         self.buffers[model_index].append((sha, view))
-        if len(self.buffers[model_index]) >= self.batch_size:
+        self.buffered[model_index] += view.nbytes
+        full = len(self.buffers[model_index]) >= self.batch_size
+        if full or self.buffered[model_index] >= self.batch_bytes:
             self.flush(model_index)
 
     def fail(self, rows: list[tuple[ScoreKey, str, ScoreRow]]) -> None:
@@ -305,6 +312,7 @@ class _Scorer:
         if not batch:
             return
         self.buffers[model_index] = []
+        self.buffered[model_index] = 0
         model = self.models[model_index]
         rows = [(model.key, sha, row) for sha, row in self._score(model.detector, batch)]
         self._commit(rows)
@@ -321,6 +329,12 @@ class _Scorer:
         rows, calls = score_batch(detector, batch)
         self.calls += calls
         return rows
+
+
+def batch_view_bytes(options: RunOptions) -> int:
+    """What the views of one detector's batch may hold: half the memory budget, the other half
+    being for the intermediates of a call."""
+    return max(1, options.memory_budget // 2)
 
 
 def score_batch(
@@ -452,7 +466,7 @@ def score_tracks(
         say(f"all {len(tracks)} tracks answered by the store")
         return shas, {}, 0
     advance = progress("scoring", len(plan.todo))
-    scorer = _Scorer(loaded, store, options.batch_size, advance)
+    scorer = _Scorer(loaded, store, options.batch_size, advance, batch_view_bytes(options))
     resolve_failures: dict[int, Decoded] = {}
     decoded_stream = decode_stream(
         plan.todo, plan.specs, options.workers, chains=options.chains, seed=options.seed
