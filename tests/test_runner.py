@@ -12,7 +12,7 @@ import pytest
 from artifactbench.benches.base import Bench
 from artifactbench.detectors.base import Unavailable
 from artifactbench.detectors.registry import resolve_models
-from artifactbench.reports import read_predictions
+from artifactbench.predictions import read_predictions
 from artifactbench.runner import RunOptions, limit_tracks, run
 
 CONTRACT = ["run.json", "predictions.parquet", "metrics.json", "sanity.json", "sanity.md",
