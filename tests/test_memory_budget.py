@@ -121,3 +121,38 @@ def test_a_graph_whose_one_row_fills_a_cpu_piece_runs_a_row_at_a_time_without_ba
     views = ramp_views(2)
     assert det.score(views) == pytest.approx(small.score(views), abs=0)
     assert counting.rows == [1] * 14
+
+
+@linux_only
+def test_scoring_a_batch_copies_one_piece_at_a_time_not_the_batch() -> None:
+    from artifactbench.detectors.artifactnet_onnx import score_chunked
+
+    width = 176_400
+    views = [np.full((7, width), 0.25, np.float32) for _ in range(40)]  # 198 MB of views
+    seen: list[int] = []
+
+    def probs(chunks: np.ndarray) -> np.ndarray:
+        seen.append(len(chunks))
+        return np.full(len(chunks), 0.5)
+
+    rise = peak_rise(lambda: score_chunked(views, width, probs, rows_per_call=7))
+    assert seen == [7] * 40
+    assert rise is not None and rise < 32 * MIB  # a piece is 5 MB; the batch would be 198 MB
+
+
+@linux_only
+def test_an_ablation_holds_one_chunk_of_the_unet_at_a_time_whatever_its_batch() -> None:
+    from artifactbench.assets import packaged_dir
+    from artifactbench.detectors.artifactnet_open.ablate import ablate
+
+    rng = np.random.default_rng(0)
+    tracks = [
+        (0.1 * rng.standard_normal((7, 176_400)).astype(np.float32), label)
+        for label in ("ai", "real", "ai", "real")
+    ]
+    weights = packaged_dir() / "artifactnet_open.pt"
+    result: list[dict[str, object]] = []
+    rise = peak_rise(lambda: result.append(ablate(weights, "mel_H", iter(tracks), batch_size=4)))
+    assert result[0]["n_tracks"] == 4
+    # 28 chunks at once would hold about 2.5 GB of U-Net intermediates; one holds about 90 MB.
+    assert rise is not None and rise < 600 * MIB

@@ -130,9 +130,15 @@ def score_chunked(
     for view in views:
         if view.ndim != 2 or view.shape[1] != width or view.shape[0] == 0:
             raise ValueError(f"expected chunks [n, {width}], got {list(view.shape)}")
-    chunks = np.ascontiguousarray(np.concatenate(views), dtype=np.float32)
-    step = rows_per_call or len(chunks)
-    probs = np.concatenate([chunk_probs(chunks[i : i + step]) for i in range(0, len(chunks), step)])
+    # Row views, not a copy of the batch: only one piece at a time is made contiguous.
+    rows = [row for view in views for row in view]
+    step = rows_per_call or len(rows)
+    probs = np.concatenate(
+        [
+            chunk_probs(np.ascontiguousarray(np.stack(rows[i : i + step]), dtype=np.float32))
+            for i in range(0, len(rows), step)
+        ]
+    )
     bounds = np.cumsum([len(v) for v in views])[:-1]
     return [aggregate(p) for p in np.split(probs, bounds)]
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -95,6 +95,16 @@ class ChannelAblation(nn.Module):
         return self.classify(self.features(audio))
 
 
+# Chunks per pass through the U-Net: each holds about 90 MiB of intermediates on the torch graph,
+# so a batch at once held gigabytes; pieces give the same values row for row.
+ROWS_PER_PASS = 1
+
+
+def _in_pieces(chunks: Tensor, run: Callable[[Tensor], Any]) -> list[Any]:
+    """`run` over `chunks` ROWS_PER_PASS rows at a time, results in row order."""
+    return [run(piece) for piece in chunks.split(ROWS_PER_PASS)]
+
+
 def _selected(channel_or_all: str) -> list[str]:
     if channel_or_all == "all":
         return list(ABLATIONS)
@@ -167,7 +177,7 @@ def ablate(
     failed = 0
     with torch.inference_mode():
         for batch, chunks, bounds in _chunk_batches(views_and_labels, batch_size, width):
-            feats = variants[BASELINE].features(chunks)
+            feats = torch.cat(_in_pieces(chunks, variants[BASELINE].features))
             per_variant = {
                 name: np.split(v.classify(feats).numpy().astype(np.float64), bounds)
                 for name, v in variants.items()
@@ -273,7 +283,8 @@ def compare_mask_bound(
         for batch, chunks, bounds in _chunk_batches(views_and_labels, batch_size, width):
             per_model = {}
             for name, model in models.items():
-                mask, fraction, probs = _mask_statistics(model, chunks)
+                parts = _in_pieces(chunks, lambda piece, m=model: _mask_statistics(m, piece))
+                mask, fraction, probs = (torch.cat(column) for column in zip(*parts, strict=True))
                 stats[name]["mask"] += mask.tolist()
                 stats[name]["fraction"] += fraction.tolist()
                 per_model[name] = np.split(probs.numpy().astype(np.float64), bounds)
