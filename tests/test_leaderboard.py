@@ -190,7 +190,7 @@ def test_markdown_has_ranking_verdicts_and_a_marked_failing_cell(
 def test_published_figures_come_from_the_paper_lookup(
     two_runs: tuple[Path, Path], tmp_path: Path
 ) -> None:
-    copy = _copy_with(two_runs[1], tmp_path / "ab", bench__name="artifactbench")
+    copy = _copy_with(two_runs[1], tmp_path / "ab", bench="artifactbench")
     board = build_leaderboard([copy])
     (entry,) = board["ranking"]
     assert board["paper_bench"] == "artifactbench"
