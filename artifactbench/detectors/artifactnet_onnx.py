@@ -225,12 +225,14 @@ def probe_chunks(width: int, rate: int) -> np.ndarray:
 
 
 def single_row_cost(session: Any, contract: Contract, chunk: np.ndarray, device: str) -> int | None:
-    """On a CPU, the peak rise of the session's first run, of one row: when that alone fills a
-    CPU piece, every run takes one row, and whether rows are independent in a batch (the
-    longer probe) does not matter. None on other devices or where the peak cannot be read."""
+    """On a CPU, the peak rise of one run of one row, after a warm-up run (first allocations
+    are no per-row cost): when that alone fills a CPU piece, every run takes one row, and
+    whether rows are independent in a batch (the longer probe) does not matter. None on other
+    devices or where the peak cannot be read."""
     if not device.startswith("cpu"):
         return None
     feed = {contract.input_name: chunk[None]}
+    session.run([contract.output_name], feed)
     return peak_rise(lambda: session.run([contract.output_name], feed))
 
 
