@@ -207,7 +207,7 @@ def _hpss_model(chunk_frames: int = 1024) -> ResidualModel:
     """
     import torch
 
-    from artifactbench.detectors.artifactnet_open.train import hpss_teacher
+    from artifactbench.experiments.artifactnet_open.train import hpss_teacher
 
     context = HPSS_KERNEL // 2
 

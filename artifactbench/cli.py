@@ -240,7 +240,7 @@ def _ray_options(
         )
     if on_cuda and device != "cuda":
         raise UsageProblem("--engine ray: use --device cuda; Ray assigns each actor its GPU")
-    from artifactbench.ray_engine import ray_module
+    from artifactbench.runner.ray_engine import ray_module
 
     try:
         ray_module()
@@ -378,12 +378,8 @@ def sanity(
     ),
 ) -> None:
     """Print the per-subset sanity table of a run, from its predictions alone."""
-    from artifactbench.reports import (
-        NothingToReport,
-        PredictionsError,
-        build_results,
-        read_predictions,
-    )
+    from artifactbench.predictions import PredictionsError, read_predictions
+    from artifactbench.reports import NothingToReport, build_results
     from artifactbench.reports.tables import sanity_markdown
 
     directory = run_dir or _latest_run(runs)
@@ -401,7 +397,8 @@ def sanity(
 @app.command()
 def report(run_dir: Annotated[Path, typer.Argument(help="run directory")]) -> None:
     """Rebuild every table and plot of a run from predictions.parquet (no model is called)."""
-    from artifactbench.reports import NothingToReport, PredictionsError, write_reports
+    from artifactbench.predictions import PredictionsError
+    from artifactbench.reports import NothingToReport, write_reports
 
     try:
         written = write_reports(_predictions(run_dir), run_dir)
@@ -564,7 +561,7 @@ def _open_model(name: str) -> None:
 def _open_weights(weights: Path | None) -> Path:
     """--weights, else the demo model shipped in the package."""
     from artifactbench.detectors.artifactnet_open.detector import TRAIN_HINT
-    from artifactbench.detectors.artifactnet_open.train import WEIGHTS_FILE
+    from artifactbench.experiments.artifactnet_open.train import WEIGHTS_FILE
 
     if weights is not None:
         if not weights.is_file():
@@ -599,7 +596,7 @@ def train(
 ) -> None:
     """Train the open ArtifactNet on a bench's train split (resumable per phase)."""
     _open_model(model)
-    from artifactbench.detectors.artifactnet_open.train import train as train_model
+    from artifactbench.experiments.artifactnet_open.train import train as train_model
 
     bench_obj = _parse_bench(bench)
     try:
@@ -631,7 +628,7 @@ def export(
 ) -> None:
     """Export the whole pipeline (audio in, P(AI) out) with the published ArtifactNet contract."""
     _open_model(model)
-    from artifactbench.detectors.artifactnet_open.export import export_onnx
+    from artifactbench.experiments.artifactnet_open.export import export_onnx
 
     path = _open_weights(weights)
     check = _parse_bench(check_bench) if check_bench is not None else None
@@ -700,13 +697,13 @@ def ablate(
 ) -> None:
     """Replace a forensic channel by its training-set mean, or compare the mask bound, and
     report F1, AUC, TPR, FPR against the baseline."""
-    from artifactbench.detectors.artifactnet_open.ablate import (
+    from artifactbench.experiments.artifactnet_open.ablate import (
         ABLATIONS,
         compare_mask_bound,
         render_json,
         render_markdown,
     )
-    from artifactbench.detectors.artifactnet_open.ablate import (
+    from artifactbench.experiments.artifactnet_open.ablate import (
         ablate as run_ablation,
     )
 
@@ -742,8 +739,8 @@ def ablate(
 
 def _unbounded_twin(weights: Path, bench: Bench, workers: int) -> Path:
     """The unbounded twin of `weights`, trained the same way on first use and cached."""
-    from artifactbench.detectors.artifactnet_open.train import WEIGHTS_FILE, train_twin
     from artifactbench.detectors.base import sha256_file
+    from artifactbench.experiments.artifactnet_open.train import WEIGHTS_FILE, train_twin
     from artifactbench.paths import cache_dir
 
     twin_dir = cache_dir() / "artifactnet-open" / f"unbounded-twin-{sha256_file(weights)[:16]}"

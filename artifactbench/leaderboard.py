@@ -4,8 +4,9 @@ Each run contributes the rows of its primary variant from ``predictions.parquet`
 agree on everything that decides what a number means (bench and its fingerprint, split, decode
 protocol, primary variant protocol, threshold and the set of tracks), else
 :class:`IncompatibleRuns` names the field that differs. A model found in several runs is taken
-from the latest one (``finished_utc`` in run.json, then the order given) when its weights and
-protocol hash agree, and refused otherwise.
+from the latest one (``written_utc``, then the order given) when its weights and protocol hash
+agree, and refused otherwise. All of it comes from ``predictions.parquet`` and its metadata
+(the contract of :mod:`artifactbench.predictions`); run.json is never read.
 
 Every figure is computed from the merged predictions frame alone (one row per model x track)
 with the functions a single run's reports use, so a model's F1, AUC and intervals equal those
@@ -15,7 +16,6 @@ the seed and resamples match.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,17 +26,17 @@ import pandas as pd
 from artifactbench.metrics import (
     BOOTSTRAP_RESAMPLES,
     CI_LEVEL,
-    KEY,
     as_positive,
     compute_metrics,
     f1_curve,
     roc_points,
 )
+from artifactbench.predictions import KEY, PredictionsError, missing_meta, read_predictions
 from artifactbench.reports import DEFAULT_THRESHOLD, primary_rows
-from artifactbench.reports.data import canonical, json_text, read_predictions, write_text
+from artifactbench.reports.data import canonical, json_text, write_text
 from artifactbench.reports.paper import RUNNER, comparison_rows, paper_bench
 from artifactbench.reports.statistics import model_intervals, paired_comparisons
-from artifactbench.reports.tables import MISSING, fmt, md_table
+from artifactbench.reports.tables import FAIL_MARK, MISSING, fmt, format_p, md_table
 from artifactbench.sanity import evaluate_sanity
 
 __all__ = [
@@ -52,7 +52,6 @@ __all__ = [
 ]
 
 ALPHA = 0.05
-FAIL_MARK = "✗"
 RANKED_METRICS: tuple[str, ...] = ("f1", "auc", "precision", "recall", "fpr")
 # F1 is tabulated at 0.00, 0.01, ..., 1.00; i / 100 is the double nearest each two-decimal value,
 # so a run threshold such as 0.5 falls exactly on the grid.
@@ -70,10 +69,9 @@ class IncompatibleRuns(ValueError):
 
 @dataclass
 class RunInfo:
-    """One run directory: its run.json, its primary-variant predictions and their metadata."""
+    """One run directory: its primary-variant predictions and their metadata."""
 
     run_dir: Path
-    run_json: dict[str, Any]
     preds: pd.DataFrame
     meta: dict[str, Any]
     variant: str | None
@@ -85,46 +83,52 @@ class RunInfo:
 
     @property
     def finished(self) -> str:
-        return str(self.run_json.get("finished_utc") or "")
+        return str(self.meta["written_utc"])
 
     def primary_protocol(self) -> str | None:
-        variants = self.run_json.get("variants") or []
-        return variants[0].get("protocol") if variants else None
+        variants = self.meta["variants"]
+        return self.meta["variant_protocols"].get(variants[0]) if variants else None
 
     def track_keys(self) -> set[tuple[str, str]]:
         keys = self.preds[KEY].astype(str).drop_duplicates()
         return set(map(tuple, keys.to_numpy().tolist()))
 
-    def detector(self, model: str) -> dict[str, Any]:
-        return (self.run_json.get("detectors") or {}).get(model) or {}
+    def model(self, model: str) -> dict[str, Any]:
+        """The model's facts in the metadata: params, paper name, weights sha256, protocol."""
+        return self.meta["models"].get(model) or {}
 
 
 def load_run(run_dir: str | Path) -> RunInfo:
-    """run.json and the primary variant's rows of predictions.parquet of one run directory."""
+    """The primary variant's rows of one run directory's predictions.parquet, and its
+    metadata, which must be the contract's whole."""
     run_dir = Path(run_dir)
-    run_path, preds_path = run_dir / "run.json", run_dir / "predictions.parquet"
-    for path in (run_path, preds_path):
-        if not path.is_file():
-            raise FileNotFoundError(f"{run_dir}: no {path.name} (not a run directory?)")
-    run_json = json.loads(run_path.read_text(encoding="utf-8"))
+    preds_path = run_dir / "predictions.parquet"
+    if not preds_path.is_file():
+        raise FileNotFoundError(f"{run_dir}: no {preds_path.name} (not a run directory?)")
     every, meta = read_predictions(preds_path)
+    missing = missing_meta(meta)
+    if missing:
+        raise PredictionsError(
+            f"{preds_path}: written without the metadata a leaderboard needs "
+            f"({', '.join(missing[:4])}{', ...' if len(missing) > 4 else ''}); rerun the same "
+            "command to rewrite it from the store (no model is called)"
+        )
     preds, order = primary_rows(every, meta)
     preds = preds.reset_index(drop=True)
     models = sorted(preds["model"].astype(str).unique())
-    return RunInfo(run_dir, run_json, preds, meta, order[0] if order else None, models)
+    return RunInfo(run_dir, preds, meta, order[0] if order else None, models)
 
 
 # --- compatibility ---------------------------------------------------------------------------
 
 
 def _fields(run: RunInfo) -> list[tuple[str, Any]]:
-    bench = run.run_json.get("bench") or {}
-    threshold = run.run_json.get("threshold", run.meta.get("threshold", DEFAULT_THRESHOLD))
+    threshold = run.meta.get("threshold", DEFAULT_THRESHOLD)
     return [
-        ("bench name", bench.get("name")),
-        ("bench fingerprint", bench.get("fingerprint")),
-        ("split", run.run_json.get("split")),
-        ("decode protocol", run.run_json.get("decode_protocol")),
+        ("bench name", run.meta["bench"]),
+        ("bench fingerprint", run.meta["bench_fingerprint"]),
+        ("split", run.meta["split"]),
+        ("decode protocol", run.meta["decode_protocol"]),
         ("primary variant protocol", run.primary_protocol()),
         ("threshold", float(threshold)),
     ]
@@ -167,7 +171,7 @@ def compatibility(runs: list[RunInfo]) -> None:
                 continue
             before = seen[model]
             for key, name in (("weights_sha256", "weights"), ("protocol_hash", "protocol hash")):
-                a, b = before.detector(model).get(key), run.detector(model).get(key)
+                a, b = before.model(model).get(key), run.model(model).get(key)
                 if a != b:
                     raise IncompatibleRuns(
                         f"incompatible runs: model {model!r} has different {name}: {a!r} "
@@ -224,8 +228,8 @@ def _merged_meta(runs: list[RunInfo], chosen: dict[str, int], threshold: float) 
         models[model] = (runs[i].meta.get("models") or {}).get(model) or {}
     first = runs[0]
     return {
-        "bench": (first.run_json.get("bench") or {}).get("name") or first.meta.get("bench"),
-        "split": first.run_json.get("split", first.meta.get("split")),
+        "bench": first.meta["bench"],
+        "split": first.meta["split"],
         "threshold": threshold,
         "subsets": subsets,
         "models": models,
@@ -380,7 +384,7 @@ def build_leaderboard(
         entries[model] = {
             "model": model,
             "run": run.label,
-            "params": ((run.detector(model).get("card") or {}).get("params")),
+            "params": run.model(model).get("params"),
             "n": m["n"],
             "n_scored": m["n_scored"],
             "n_failed": m["n_failed"],
@@ -411,11 +415,10 @@ def build_leaderboard(
     }
     provenance = []
     for i, run in enumerate(runs):
-        bench = run.run_json.get("bench") or {}
         provenance.append(
             {
                 "run_dir": run.label,
-                "fingerprint": bench.get("fingerprint"),
+                "fingerprint": run.meta["bench_fingerprint"],
                 "finished_utc": run.finished,
                 "models": sorted(m for m, j in chosen.items() if j == i),
                 "replaced": sorted(r["model"] for r in replaced if r["replaced"] == run.label),
@@ -454,12 +457,6 @@ def _with_ci(value: float | None, ci: dict[str, Any] | None) -> str:
     if not ci or ci.get("low") is None:
         return f"{fmt(value)} [{MISSING}]"
     return f"{fmt(value)} [{fmt(ci['low'])}, {fmt(ci['high'])}]"
-
-
-def format_p(value: float | None) -> str:
-    if value is None:
-        return MISSING
-    return "<0.001" if value < 0.001 else f"{value:.3f}"
 
 
 def _published_cell(block: dict[str, Any] | None) -> str:

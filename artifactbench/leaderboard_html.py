@@ -16,10 +16,9 @@ import re
 from html import escape
 from typing import Any
 
-from artifactbench.leaderboard import FAIL_MARK, format_p
 from artifactbench.reports.data import canonical
 from artifactbench.reports.paper import ARTIFACTBENCH, RUNNER
-from artifactbench.reports.tables import MISSING, fmt
+from artifactbench.reports.tables import FAIL_MARK, MISSING, fmt, format_p
 
 __all__ = [
     "GROUPS",

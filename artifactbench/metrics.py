@@ -24,12 +24,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from artifactbench.predictions import KEY, STAGES, validate_predictions
+
 FPR_TARGET = 0.05
 BOOTSTRAP_RESAMPLES = 2000
 CI_LEVEL = 0.95
-STAGES: tuple[str, ...] = ("resolve", "decode", "transform", "encode", "inference")
 CI_METRICS: tuple[str, ...] = ("f1", "precision", "recall", "fpr", "auc")
-KEY: list[str] = ["bench", "track_id"]
 # Replicates per chunk are sized so that one chunk holds about this many weights.
 _CHUNK_CELLS = 1_000_000
 
@@ -306,33 +306,6 @@ def binary_metrics(
     return _evaluate(y, p >= threshold, p, seed=seed, resamples=resamples)
 
 
-def check_predictions(preds: pd.DataFrame) -> None:
-    """Reject a predictions table that breaks the contract, before any number is computed."""
-    needed = {"model", "track_id", "bench", "subset", "label", "prob", "status", "stage"}
-    missing = sorted(needed - set(preds.columns))
-    if missing:
-        raise ValueError(f"predictions lack columns {missing}")
-    models = preds["model"]
-    if (models.isna() | (models.astype(str).str.strip() == "")).any():
-        raise ValueError("a row has no model")
-    bad_status = sorted(set(preds["status"].astype(str)) - {"scored", "failed"})
-    if bad_status:
-        raise ValueError(f"status must be 'scored' or 'failed', got {bad_status}")
-    as_positive(preds["label"].astype(str).to_numpy())
-    scored = preds["status"] == "scored"
-    prob = pd.to_numeric(preds["prob"], errors="coerce").to_numpy(dtype=float)
-    if not np.all(np.isfinite(prob[scored.to_numpy()])):
-        raise ValueError("a scored row has a missing or non-finite prob")
-    stages = set(preds.loc[~scored, "stage"].dropna()) - set(STAGES)
-    if stages:
-        raise ValueError(f"unknown failure stages {sorted(stages)}")
-    key = ["model", *KEY] + (["variant"] if "variant" in preds.columns else [])
-    dup = preds.duplicated(key)
-    if dup.any():
-        first = preds.loc[dup, key].iloc[0].tolist()
-        raise ValueError(f"duplicate ({', '.join(key)}) row: {first}")
-
-
 def _model_arrays(rows: pd.DataFrame, threshold: float) -> tuple[np.ndarray, ...]:
     """y, failed mask, prob (NaN when failed) and the imputed call of each row."""
     y = as_positive(rows["label"].astype(str).to_numpy())
@@ -363,7 +336,7 @@ def compute_metrics(
     Rows are sorted by (bench, track_id) first and every bootstrap starts from `seed`, so the
     result does not depend on row order and models under ``exclude`` share their resamples.
     """
-    check_predictions(preds)
+    validate_predictions(preds)
     frame = preds.sort_values(["model", *KEY], kind="mergesort")
     scored_keys = [
         set(map(tuple, rows.loc[rows["status"] == "scored", KEY].to_numpy().tolist()))

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from artifactbench.benches.base import SubsetInfo
-from artifactbench.metrics import check_predictions
+from artifactbench.predictions import validate_predictions
 
 NOTE = (
     "Rate = share of the subset's tracks called AI at the run threshold (TPR for AI subsets, "
@@ -83,7 +83,7 @@ def evaluate_sanity(
     in the table are reported under ``absent_subsets`` and not counted; a subset other models
     have but this model lacks rows for fails with n = 0 and rate None.
     """
-    check_predictions(preds)
+    validate_predictions(preds)
     rules = subset_rules(preds, subsets)
     absent = sorted(set(subsets or {}) - set(rules))
     sizes = preds.drop_duplicates(["subset", "bench", "track_id"])["subset"].value_counts()

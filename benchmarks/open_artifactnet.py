@@ -105,7 +105,7 @@ def main() -> None:
 
     from artifactbench.assets import packaged_dir
     from artifactbench.detectors.artifactnet_open.detector import read_weights
-    from artifactbench.detectors.artifactnet_open.train import WEIGHTS_FILE
+    from artifactbench.experiments.artifactnet_open.train import WEIGHTS_FILE
 
     weights = packaged_dir() / WEIGHTS_FILE
     model, _, _ = read_weights(weights)
@@ -143,7 +143,7 @@ def main() -> None:
 
     if args.train:
         from artifactbench.benches.demo import load_demo_bench
-        from artifactbench.detectors.artifactnet_open.train import train
+        from artifactbench.experiments.artifactnet_open.train import train
 
         with tempfile.TemporaryDirectory() as tmp:
             start = time.perf_counter()
@@ -171,7 +171,7 @@ def onnx_rows(
     """Export time, ONNX Runtime throughput per thread count, and max |ONNX - torch|."""
     import onnxruntime
 
-    from artifactbench.detectors.artifactnet_open.export import (
+    from artifactbench.experiments.artifactnet_open.export import (
         INPUT_NAME,
         OUTPUT_NAME,
         export_onnx,

@@ -24,13 +24,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from artifactbench import ray_engine
 from artifactbench.audio import DecodeLimits
 from artifactbench.benches import open_bench
 from artifactbench.decoding import decode_track
 from artifactbench.detectors.registry import resolve_models
-from artifactbench.runner import RayOptions, RunOptions, limit_tracks, load_models, run
-from artifactbench.store import ScoreKey, ScoreRow, ScoreStore
+from artifactbench.runner import RayOptions, RunOptions, limit_tracks, load_models, ray_engine, run
+from artifactbench.runner.store import ScoreKey, ScoreRow, ScoreStore
 
 SONICS_TEST_TRACKS = 23_288
 

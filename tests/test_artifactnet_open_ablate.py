@@ -17,7 +17,11 @@ import yaml
 from artifactbench.benches.base import Bench
 from artifactbench.detectors import artifactnet_onnx
 from artifactbench.detectors.artifactnet_open import detector
-from artifactbench.detectors.artifactnet_open.ablate import (
+from artifactbench.detectors.artifactnet_open.features import CHANNELS
+from artifactbench.detectors.artifactnet_open.model import ArtifactNetConfig, ArtifactNetOpen
+from artifactbench.detectors.base import LoadContext, Unavailable, sha256_file
+from artifactbench.detectors.registry import cards, resolve_models
+from artifactbench.experiments.artifactnet_open.ablate import (
     ABLATIONS,
     BASELINE,
     BOUNDED,
@@ -28,11 +32,7 @@ from artifactbench.detectors.artifactnet_open.ablate import (
     render_json,
     render_markdown,
 )
-from artifactbench.detectors.artifactnet_open.export import export_onnx
-from artifactbench.detectors.artifactnet_open.features import CHANNELS
-from artifactbench.detectors.artifactnet_open.model import ArtifactNetConfig, ArtifactNetOpen
-from artifactbench.detectors.base import LoadContext, Unavailable, sha256_file
-from artifactbench.detectors.registry import cards, resolve_models
+from artifactbench.experiments.artifactnet_open.export import export_onnx
 from artifactbench.runner import RunOptions, run
 from tests.conftest import PLUGINS
 

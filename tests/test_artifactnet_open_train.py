@@ -14,13 +14,13 @@ import torch
 
 from artifactbench.benches.base import Bench
 from artifactbench.benches.demo import load_demo_bench
-from artifactbench.detectors.artifactnet_open.ablate import (
+from artifactbench.detectors.artifactnet_open.detector import read_weights
+from artifactbench.experiments.artifactnet_open.ablate import (
     BOUNDED,
     UNBOUNDED,
     compare_mask_bound,
 )
-from artifactbench.detectors.artifactnet_open.detector import read_weights
-from artifactbench.detectors.artifactnet_open.train import Schedule, train, train_twin
+from artifactbench.experiments.artifactnet_open.train import Schedule, train, train_twin
 
 TINY = Schedule(
     segments_per_track=1,
@@ -155,7 +155,7 @@ def test_demucs_teacher_when_its_weights_are_on_disk(trained: tuple, tmp_path: P
     "demucs" is refused with the reason."""
     pytest.importorskip("demucs")
     from artifactbench.detectors.artifactnet_open.model import ArtifactNetConfig, ArtifactNetOpen
-    from artifactbench.detectors.artifactnet_open.train import demucs_teacher
+    from artifactbench.experiments.artifactnet_open.train import demucs_teacher
     from artifactbench.separation import load_separator
     from tests.test_separation import save_safetensors, tiny_model, write_yaml
 

@@ -6,12 +6,12 @@ import json
 import shutil
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
 
 from artifactbench.benches.base import Bench
 from artifactbench.detectors.registry import resolve_models
 from artifactbench.leaderboard import (
-    FAIL_MARK,
     IncompatibleRuns,
     _verdict,
     build_leaderboard,
@@ -19,7 +19,9 @@ from artifactbench.leaderboard import (
     load_run,
     write_leaderboard,
 )
+from artifactbench.predictions import META_KEY, PredictionsError
 from artifactbench.reports.data import canonical
+from artifactbench.reports.tables import FAIL_MARK
 from artifactbench.runner import RunOptions, run
 from tests.conftest import PLUGINS, make_file_bench
 
@@ -50,16 +52,20 @@ def two_runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 
 
 def _copy_with(src: Path, dst: Path, **changes: object) -> Path:
-    """A copy of a run directory with some run.json fields replaced (dotted keys go deeper)."""
+    """A copy of a run directory with some metadata fields of its predictions replaced (keys
+    joined by `__` go deeper), and no run.json: the leaderboard must not need one."""
     shutil.copytree(src, dst)
-    data = json.loads((dst / "run.json").read_text())
+    (dst / "run.json").unlink()
+    path = dst / "predictions.parquet"
+    table = pq.read_table(path)
+    data = json.loads(table.schema.metadata[META_KEY])
     for dotted, value in changes.items():
-        *path, last = dotted.split("__")
+        *keys, last = dotted.split("__")
         block = data
-        for key in path:
+        for key in keys:
             block = block[key]
         block[last] = value
-    (dst / "run.json").write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+    pq.write_table(table.replace_schema_metadata({META_KEY: json.dumps(data)}), path)
     return dst
 
 
@@ -124,7 +130,7 @@ def test_same_model_with_other_weights_is_refused(
     two_runs: tuple[Path, Path], tmp_path: Path
 ) -> None:
     copy = _copy_with(
-        two_runs[0], tmp_path / "copy", detectors__counting__weights_sha256="counting-v2"
+        two_runs[0], tmp_path / "copy", models__counting__weights_sha256="counting-v2"
     )
     with pytest.raises(IncompatibleRuns, match="'counting' has different weights") as info:
         build_leaderboard([two_runs[0], two_runs[1], copy])
@@ -132,7 +138,7 @@ def test_same_model_with_other_weights_is_refused(
 
 
 def test_same_model_twice_keeps_the_later_run(two_runs: tuple[Path, Path], tmp_path: Path) -> None:
-    later = _copy_with(two_runs[0], tmp_path / "later", finished_utc="2999-01-01T00:00:00+00:00")
+    later = _copy_with(two_runs[0], tmp_path / "later", written_utc="2999-01-01T00:00:00+00:00")
     board = build_leaderboard([later, two_runs[0], two_runs[1]])
     assert sorted(e["model"] for e in board["ranking"]) == ["counting", "fakeprint"]
     entry = next(e for e in board["ranking"] if e["model"] == "counting")
@@ -184,7 +190,7 @@ def test_markdown_has_ranking_verdicts_and_a_marked_failing_cell(
 def test_published_figures_come_from_the_paper_lookup(
     two_runs: tuple[Path, Path], tmp_path: Path
 ) -> None:
-    copy = _copy_with(two_runs[1], tmp_path / "ab", bench__name="artifactbench")
+    copy = _copy_with(two_runs[1], tmp_path / "ab", bench="artifactbench")
     board = build_leaderboard([copy])
     (entry,) = board["ranking"]
     assert board["paper_bench"] == "artifactbench"
@@ -240,3 +246,18 @@ def test_leaderboard_command(tmp_path: Path) -> None:
     assert len(done.stderr.strip().splitlines()) == 1
     done = cli("leaderboard", "no-such-run", cwd=tmp_path)
     assert done.returncode == 2 and "not a run directory" in done.stderr
+
+
+def test_a_run_without_the_contract_metadata_is_refused_with_how_to_rewrite_it(
+    two_runs: tuple[Path, Path], tmp_path: Path
+) -> None:
+    old = tmp_path / "old"
+    shutil.copytree(two_runs[0], old)
+    path = old / "predictions.parquet"
+    table = pq.read_table(path)
+    data = json.loads(table.schema.metadata[META_KEY])
+    for name in ("bench_fingerprint", "written_utc"):
+        del data[name]
+    pq.write_table(table.replace_schema_metadata({META_KEY: json.dumps(data)}), path)
+    with pytest.raises(PredictionsError, match="bench_fingerprint, written_utc.*rerun the same"):
+        load_run(old)

@@ -29,7 +29,6 @@ import pytest
 
 from artifactbench.leaderboard import (
     F1_GRID,
-    FAIL_MARK,
     build_leaderboard,
     load_run,
     write_leaderboard,
@@ -37,6 +36,7 @@ from artifactbench.leaderboard import (
 from artifactbench.leaderboard_html import leaderboard_html, subset_groups
 from artifactbench.metrics import as_positive
 from artifactbench.reports.data import canonical
+from artifactbench.reports.tables import FAIL_MARK
 from tests.test_leaderboard import make_two_runs
 
 CHROMIUM = next(

@@ -143,7 +143,7 @@ def test_scoring_a_batch_copies_one_piece_at_a_time_not_the_batch() -> None:
 @linux_only
 def test_an_ablation_holds_one_chunk_of_the_unet_at_a_time_whatever_its_batch() -> None:
     from artifactbench.assets import packaged_dir
-    from artifactbench.detectors.artifactnet_open.ablate import ablate
+    from artifactbench.experiments.artifactnet_open.ablate import ablate
 
     rng = np.random.default_rng(0)
     tracks = [

@@ -21,11 +21,11 @@ from artifactbench.metrics import (
     _weighted_auc,
     binary_metrics,
     bootstrap_intervals,
-    check_predictions,
     compute_metrics,
     f1_curve,
     roc_points,
 )
+from artifactbench.predictions import validate_predictions
 
 
 def test_hand_made_counts_and_rates() -> None:
@@ -349,4 +349,4 @@ def test_json_safe(dual_frame: pd.DataFrame) -> None:
 )
 def test_contract_violations_are_rejected(dual_frame: pd.DataFrame, change, message: str) -> None:
     with pytest.raises(ValueError, match=message):
-        check_predictions(change(dual_frame))
+        validate_predictions(change(dual_frame))

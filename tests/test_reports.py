@@ -14,7 +14,8 @@ from rich.console import Console
 
 from artifactbench.benches.base import SubsetInfo
 from artifactbench.metrics import compute_metrics
-from artifactbench.reports import build_results, print_summary, read_predictions, write_reports
+from artifactbench.predictions import read_predictions
+from artifactbench.reports import build_results, print_summary, write_reports
 from artifactbench.reports.data import canonical
 
 TEXT_FILES = ("metrics.json", "sanity.json", "sanity.md", "report.md", "statistics.json")

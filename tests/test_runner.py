@@ -12,7 +12,7 @@ import pytest
 from artifactbench.benches.base import Bench
 from artifactbench.detectors.base import Unavailable
 from artifactbench.detectors.registry import resolve_models
-from artifactbench.reports import read_predictions
+from artifactbench.predictions import read_predictions
 from artifactbench.runner import RunOptions, limit_tracks, run
 
 CONTRACT = ["run.json", "predictions.parquet", "metrics.json", "sanity.json", "sanity.md",
@@ -76,7 +76,7 @@ def test_rerun_makes_no_detector_call_and_gives_identical_predictions(
 def test_a_batch_also_ends_where_its_views_fill_half_the_memory_budget(
     file_bench: Bench, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import artifactbench.runner as engine
+    import artifactbench.runner.local_engine as engine
 
     sizes: list[int] = []
     original = engine.score_batch

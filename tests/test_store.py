@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from artifactbench.store import ScoreKey, ScoreRow, ScoreStore
+from artifactbench.runner.store import ScoreKey, ScoreRow, ScoreStore
 
 KEY = ScoreKey("det", "w1", "p1")
 

@@ -14,8 +14,9 @@ from artifactbench import transforms
 from artifactbench.benches.base import Bench
 from artifactbench.codecs import EncodeError
 from artifactbench.detectors.registry import resolve_models
-from artifactbench.reports import build_results, read_predictions
-from artifactbench.runner import ORIGINAL, RunOptions, run
+from artifactbench.predictions import ORIGINAL, read_predictions
+from artifactbench.reports import build_results
+from artifactbench.runner import RunOptions, run
 from artifactbench.transforms import Codec, parse_transforms
 from tests.conftest import RATE, music
 from tests.test_cli import cli, folder_bench

@@ -8,20 +8,11 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
-from artifactbench.benches.base import Bench
+from artifactbench.benches.base import Bench, BenchOptions
 from artifactbench.progress import ProgressHook
-
-
-@dataclass(frozen=True)
-class BenchOptions:
-    """Source options a bench may use: local audio roots, a v2 protocol split, a hub revision."""
-
-    audio_roots: tuple[Path, ...] = field(default_factory=tuple)
-    protocol_split: str | None = None
-    revision: str | None = None
 
 
 class UnknownBench(ValueError):

@@ -34,15 +34,20 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, cast
 
 from artifactbench.benches import catalog
-from artifactbench.benches.base import LABELS, Bench, Label, ResolveError, SubsetInfo, Track
+from artifactbench.benches.base import (
+    LABELS,
+    Bench,
+    BenchOptions,
+    Label,
+    ResolveError,
+    SubsetInfo,
+    Track,
+)
 from artifactbench.benches.shards import read_shard_dir
 from artifactbench.paths import cache_dir, hub_offline
-
-if TYPE_CHECKING:
-    from artifactbench.benches import BenchOptions
 
 BENCH_NAME = "artifactbench"
 REPO_ID = "intrect/artifactbench"

@@ -7,6 +7,7 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
+from pathlib import Path
 from typing import Any, Literal
 
 import pyarrow as pa
@@ -19,6 +20,15 @@ SPLITS: tuple[str, ...] = ("train", "valid", "test", "all")
 AI_TPR_RULE = 0.90
 HARD_TPR_RULE = 0.60
 REAL_FPR_RULE = 0.05
+
+
+@dataclass(frozen=True)
+class BenchOptions:
+    """Source options a bench may use: local audio roots, a v2 protocol split, a hub revision."""
+
+    audio_roots: tuple[Path, ...] = field(default_factory=tuple)
+    protocol_split: str | None = None
+    revision: str | None = None
 
 
 class ResolveError(Exception):

@@ -31,14 +31,11 @@ from dataclasses import asdict, dataclass
 from functools import lru_cache
 from itertools import repeat
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO
+from typing import BinaryIO
 
 import pandas as pd
 
-from artifactbench.benches.base import Bench, Label, SubsetInfo, Track
-
-if TYPE_CHECKING:
-    from artifactbench.benches import BenchOptions
+from artifactbench.benches.base import Bench, BenchOptions, Label, SubsetInfo, Track
 
 BENCH_NAME = "sonics"
 SPLIT_CSVS = ("train.csv", "valid.csv", "test.csv")

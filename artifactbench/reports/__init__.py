@@ -8,14 +8,9 @@ from typing import Any
 import pandas as pd
 
 from artifactbench.metrics import BOOTSTRAP_RESAMPLES, compute_metrics
+from artifactbench.predictions import PredictionsError, read_predictions
 from artifactbench.reports.console import print_summary
-from artifactbench.reports.data import (
-    PredictionsError,
-    canonical,
-    json_text,
-    read_predictions,
-    write_text,
-)
+from artifactbench.reports.data import canonical, json_text, write_text
 from artifactbench.reports.paper import build_paper
 from artifactbench.reports.plots import plot_f1_threshold, plot_roc
 from artifactbench.reports.robustness import (
@@ -38,10 +33,8 @@ from artifactbench.sanity import evaluate_sanity
 
 __all__ = [
     "NothingToReport",
-    "PredictionsError",
     "build_results",
     "print_summary",
-    "read_predictions",
     "write_reports",
 ]
 

@@ -1,4 +1,4 @@
-"""Reading the predictions contract and writing canonical (byte-stable) JSON."""
+"""Canonical (byte-stable) JSON and atomic writes of report files."""
 
 from __future__ import annotations
 
@@ -10,42 +10,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
-import pyarrow.parquet as pq
 
-from artifactbench.metrics import check_predictions
-
-META_KEY = b"artifactbench"
 DECIMALS = 6
 P_DIGITS = 6
 P_VALUE_KEYS = frozenset({"p", "p_chi2"})
-
-
-class PredictionsError(ValueError):
-    """A predictions table that breaks the contract, or holds nothing to report."""
-
-
-def read_predictions(path: str | Path) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """The predictions table and its ``artifactbench`` schema metadata ({} when absent).
-
-    A table that breaks the contract (:func:`artifactbench.metrics.check_predictions`) raises
-    :class:`PredictionsError`, one line naming the file.
-
-    Dictionary-encoded (categorical) columns come back as plain strings, so grouping never
-    invents empty groups for unused categories.
-    """
-    table = pq.read_table(path)
-    raw = (table.schema.metadata or {}).get(META_KEY)
-    meta = json.loads(raw) if raw else {}
-    frame = table.to_pandas()
-    for col in frame.columns:
-        if isinstance(frame[col].dtype, pd.CategoricalDtype):
-            frame[col] = frame[col].astype(object)
-    try:
-        check_predictions(frame)
-    except ValueError as exc:
-        raise PredictionsError(" ".join(f"{path}: {exc}".split())) from exc
-    return frame, meta
 
 
 def _significant(value: float, digits: int = P_DIGITS) -> float:

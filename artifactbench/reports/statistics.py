@@ -35,16 +35,15 @@ from artifactbench.metrics import (
     CI_LEVEL,
     CI_METRICS,
     FPR_TARGET,
-    KEY,
     _weighted_auc,
     as_positive,
     bootstrap_intervals,
-    check_predictions,
     confusion,
     rates,
 )
+from artifactbench.predictions import KEY, validate_predictions
 from artifactbench.reports.data import canonical, write_atomic
-from artifactbench.reports.tables import MISSING, fmt, md_table
+from artifactbench.reports.tables import MISSING, fmt, format_p, md_table
 from artifactbench.stats import calibration as calibration_of
 from artifactbench.stats import (
     cluster_bootstrap_intervals,
@@ -401,7 +400,7 @@ def build_statistics(
     clusters ({column, n_ai, n_real} over all tracks, column None without one), intervals,
     pairs, operating_points, calibration.
     """
-    check_predictions(preds)
+    validate_predictions(preds)
     frame, column = _with_clusters(preds)
     tracks = frame.drop_duplicates(KEY)
     y = as_positive(tracks["label"].astype(str).to_numpy())
@@ -436,12 +435,6 @@ def _ci(block: dict[str, Any] | None) -> str:
 
 def _with_ci(value: float | None, block: dict[str, Any] | None) -> str:
     return f"{fmt(value)} {_ci(block)}"
-
-
-def _p(value: float | None) -> str:
-    if value is None:
-        return MISSING
-    return "<0.001" if value < 0.001 else f"{value:.3f}"
 
 
 def _intervals_section(result: dict[str, Any], head: str) -> list[str]:
@@ -515,8 +508,8 @@ def _pairs_section(result: dict[str, Any], head: str) -> list[str]:
         cells += [
             _with_ci(boot["f1"]["difference"], boot["f1"]),
             _with_ci(boot["auc"]["difference"], boot["auc"]),
-            _p(delong["p"]),
-            _p(mcn["p"]),
+            format_p(delong["p"]),
+            format_p(mcn["p"]),
             f"{mcn['b']}/{mcn['c']}",
         ]
         rows.append(cells)

@@ -6,11 +6,20 @@ from typing import Any
 
 import pandas as pd
 
-from artifactbench.metrics import STAGES
+from artifactbench.predictions import STAGES
 
 MISSING = "n/a"
+# Marks a cell that fails its subset's sanity rule.
+FAIL_MARK = "✗"
 TOP_ERRORS = 5
 ERROR_WIDTH = 100
+
+
+def format_p(value: float | None) -> str:
+    """A p-value for a table cell: three decimals, or ``<0.001``; never 0."""
+    if value is None:
+        return MISSING
+    return "<0.001" if value < 0.001 else f"{value:.3f}"
 
 
 def fmt(value: float | int | None, digits: int = 3) -> str:

@@ -32,7 +32,7 @@ from artifactbench.detectors.base import Detector, DetectorCard, FitPlan, LoadCo
 from artifactbench.detectors.memory import DEFAULT_BUDGET
 from artifactbench.detectors.registry import backend
 from artifactbench.progress import ProgressHook
-from artifactbench.runner import (
+from artifactbench.runner.plan import (
     EngineFailure,
     RayOptions,
     RunOptions,
@@ -42,7 +42,7 @@ from artifactbench.runner import (
     score_batch,
     variant_failure,
 )
-from artifactbench.store import ScoreKey, ScoreRow, ScoreStore
+from artifactbench.runner.store import ScoreKey, ScoreRow, ScoreStore
 from artifactbench.transforms import Transform
 
 # Tracks per decode block: the unit a Ray task decodes, like the local engine's chunk.

@@ -1,0 +1,1 @@
+"""Train (`train`), export to ONNX (`export`) and ablate (`ablate`) the open ArtifactNet."""
