@@ -198,7 +198,9 @@ def test_portable_functions_agree_with_numpy() -> None:
     assert np.abs(synth.exp(y) / np.exp(y) - 1).max() < 1e-15
     z = np.exp(rng.uniform(-700, 700, 20000))
     assert np.abs(synth.log(z) - np.log(z)).max() < 1e-12
-    assert np.abs(synth.power(z[:100] ** 0.01, 1.4) - (z[:100] ** 0.01) ** 1.4).max() < 1e-11
+    base = z[:100] ** 0.01
+    # Relative: NumPy's own pow differs by a few ulps from CPU to CPU (its SIMD kernels).
+    assert np.abs(synth.power(base, 1.4) / base**1.4 - 1).max() < 1e-13
     w = rng.uniform(-20, 20, 20000)
     assert np.abs(synth.tanh(w) - np.tanh(w)).max() < 1e-15
     assert np.abs(synth.sinc(w) - np.sinc(w)).max() < 1e-15

@@ -206,7 +206,7 @@ def score_tracks(
     progress: ProgressHook,
     say: Callable[[str], None],
 ) -> tuple[dict[int, str], dict[int, Decoded], int]:
-    """The Ray counterpart of `runner.score_tracks`: same plan, same store, same return;
+    """The Ray counterpart of `local_engine.score_tracks`: same plan, same store, same return;
     progress counts the tracks of each batch once its answers are committed."""
     ray = ray_module()
     plan = plan_scoring(tracks, models, store, options)
