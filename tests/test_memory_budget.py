@@ -40,7 +40,9 @@ def test_bytes_per_row_charges_each_row_what_it_holds() -> None:
         del block
 
     cost = bytes_per_row(rows)
-    assert 40 * MIB <= cost <= 60 * MIB
+    # 40 MiB a row; up to 60 when the backend frees between calls (3 rows charged to 2), plus
+    # the pages the process touches meanwhile.
+    assert 40 * MIB <= cost <= 64 * MIB
     assert rows_per_piece(512 * MIB, cost, "cuda") in range(8, 13)
     assert rows_per_piece(10 * MIB, cost, "cuda") == 1  # never less than one row
 
