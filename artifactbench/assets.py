@@ -24,8 +24,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from artifactbench.detectors.base import DetectorCard, EncoderRef, Unavailable, sha256_file
+from artifactbench.detectors.base import DetectorCard, EncoderRef, Unavailable
 from artifactbench.paths import cache_dir, hub_offline
+from artifactbench.util import sha256_file
 
 
 def fetch_command(card: DetectorCard) -> str:

@@ -245,7 +245,8 @@ def _artifactnet_model(weights: Path | None, device: str, batch: int = 8) -> Res
 
     from artifactbench.assets import packaged_dir
     from artifactbench.detectors.artifactnet_open.detector import read_weights
-    from artifactbench.detectors.base import Unavailable, sha256_file
+    from artifactbench.detectors.base import Unavailable
+    from artifactbench.util import sha256_file
 
     path = Path(weights) if weights is not None else packaged_dir() / "artifactnet_open.pt"
     if not path.is_file():

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -50,6 +49,7 @@ from artifactbench.benches.base import Bench, Track, cohort
 from artifactbench.decoding import Decoded, decode_stream
 from artifactbench.progress import ProgressHook, no_progress
 from artifactbench.runner import limit_tracks, new_run_dir
+from artifactbench.util import write_atomic
 
 COLUMNS = (
     "track_id", "subset", "label", "generator", "bench_origin", "audio_sha256",
@@ -147,9 +147,8 @@ def _measure(
 def _write_parquet(rows: list[dict[str, Any]], path: Path, meta: dict[str, Any]) -> None:
     fields = [(c, pa.float64() if c in _FLOATS else pa.string()) for c in COLUMNS]
     schema = pa.schema(fields, metadata={"artifactbench": json.dumps(meta, sort_keys=True)})
-    tmp = path.with_suffix(".parquet.tmp")
-    pq.write_table(pa.Table.from_pylist(rows, schema=schema), tmp)
-    os.replace(tmp, path)
+    table = pa.Table.from_pylist(rows, schema=schema)
+    write_atomic(path, lambda tmp: pq.write_table(table, tmp))
 
 
 def _generators(tracks: list[Track]) -> dict[str, str]:

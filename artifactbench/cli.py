@@ -739,9 +739,9 @@ def ablate(
 
 def _unbounded_twin(weights: Path, bench: Bench, workers: int) -> Path:
     """The unbounded twin of `weights`, trained the same way on first use and cached."""
-    from artifactbench.detectors.base import sha256_file
     from artifactbench.experiments.artifactnet_open.train import WEIGHTS_FILE, train_twin
     from artifactbench.paths import cache_dir
+    from artifactbench.util import sha256_file
 
     twin_dir = cache_dir() / "artifactnet-open" / f"unbounded-twin-{sha256_file(weights)[:16]}"
     if (twin_dir / WEIGHTS_FILE).is_file():

@@ -11,7 +11,6 @@ nothing else, not even run.json.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,8 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+from artifactbench.util import write_atomic
 
 SCHEMA_VERSION = 2
 COLUMNS: tuple[str, ...] = (
@@ -98,9 +99,7 @@ def write_predictions(
     fields += [(name, pa.string()) for name in extras]
     schema = pa.schema(fields, metadata={META_KEY: json.dumps(meta, sort_keys=True)})
     table = pa.Table.from_pylist(rows, schema=schema)
-    tmp = path.with_suffix(".parquet.tmp")
-    pq.write_table(table, tmp)
-    os.replace(tmp, path)
+    write_atomic(path, lambda tmp: pq.write_table(table, tmp))
 
 
 def read_predictions(path: str | Path) -> tuple[pd.DataFrame, dict[str, Any]]:

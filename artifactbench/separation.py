@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from artifactbench.detectors.base import sha256_file
 from artifactbench.paths import cache_dir
+from artifactbench.util import sha256_file
 
 if TYPE_CHECKING:
     import torch

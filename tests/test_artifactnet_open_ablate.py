@@ -19,7 +19,7 @@ from artifactbench.detectors import artifactnet_onnx
 from artifactbench.detectors.artifactnet_open import detector
 from artifactbench.detectors.artifactnet_open.features import CHANNELS
 from artifactbench.detectors.artifactnet_open.model import ArtifactNetConfig, ArtifactNetOpen
-from artifactbench.detectors.base import LoadContext, Unavailable, sha256_file
+from artifactbench.detectors.base import LoadContext, Unavailable
 from artifactbench.detectors.registry import cards, resolve_models
 from artifactbench.experiments.artifactnet_open.ablate import (
     ABLATIONS,
@@ -34,6 +34,7 @@ from artifactbench.experiments.artifactnet_open.ablate import (
 )
 from artifactbench.experiments.artifactnet_open.export import export_onnx
 from artifactbench.runner import RunOptions, run
+from artifactbench.util import sha256_file
 from tests.conftest import PLUGINS
 
 SEGMENT = 176400

@@ -48,6 +48,7 @@ from artifactbench.benches.base import (
 )
 from artifactbench.benches.shards import read_shard_dir
 from artifactbench.paths import cache_dir, hub_offline
+from artifactbench.util import sha256_file, write_atomic
 
 BENCH_NAME = "artifactbench"
 REPO_ID = "intrect/artifactbench"
@@ -180,9 +181,7 @@ def _record_revision(cache: Path, requested: str, resolved: str | None, snapshot
 
 def _write_json(path: Path, value: Any) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(value, indent=1, sort_keys=True))
-    os.replace(tmp, path)
+    write_atomic(path, lambda tmp: tmp.write_text(json.dumps(value, indent=1, sort_keys=True)))
 
 
 def _fetched_snapshot(cache: Path, revision: str | None) -> tuple[Path, str | None]:
@@ -671,7 +670,6 @@ def _hash_files(files: list[Path], roots: tuple[Path, ...], index_file: Path) ->
 
 def _sha256_file(file: Path) -> str | None:
     try:
-        with open(file, "rb") as fh:
-            return hashlib.file_digest(fh, "sha256").hexdigest()
+        return sha256_file(file)
     except OSError:
         return None

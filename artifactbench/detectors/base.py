@@ -124,11 +124,3 @@ class Detector(Protocol):
     def score(self, views: list[np.ndarray]) -> list[float | Scored]:
         """P(AI) per view (or `Scored` with a note); NaN marks a view it could not score."""
         ...
-
-
-def sha256_file(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()

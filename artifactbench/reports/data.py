@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 import math
-import os
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from artifactbench.util import write_atomic
 
 DECIMALS = 6
 P_DIGITS = 6
@@ -54,18 +54,6 @@ def canonical(obj: Any, decimals: int | None = DECIMALS) -> Any:
 def json_text(obj: Any) -> str:
     """Deterministic JSON: canonical values, sorted keys, two-space indent, final newline."""
     return json.dumps(canonical(obj), sort_keys=True, indent=2, allow_nan=False) + "\n"
-
-
-def write_atomic(path: Path, write: Callable[[Path], object]) -> Path:
-    """`write(tmp)` then rename over `path`: a rebuild that is interrupted leaves the old file
-    or the new one, never half of either."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
 
 
 def write_text(path: Path, text: str) -> Path:

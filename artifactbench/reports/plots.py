@@ -15,7 +15,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from artifactbench.metrics import FPR_TARGET, as_positive, f1_curve, roc_points
-from artifactbench.reports.data import write_atomic
+from artifactbench.util import write_atomic
 
 _STYLE = {"font.family": "DejaVu Sans", "font.size": 9}
 _PNG_META = {"Software": None}

@@ -42,7 +42,7 @@ from artifactbench.metrics import (
     rates,
 )
 from artifactbench.predictions import KEY, validate_predictions
-from artifactbench.reports.data import canonical, write_atomic
+from artifactbench.reports.data import canonical
 from artifactbench.reports.tables import MISSING, fmt, format_p, md_table
 from artifactbench.stats import calibration as calibration_of
 from artifactbench.stats import (
@@ -52,6 +52,7 @@ from artifactbench.stats import (
     operating_points,
     paired_bootstrap,
 )
+from artifactbench.util import write_atomic
 
 __all__ = [
     "CLUSTER_COLUMNS",

@@ -21,10 +21,10 @@ from artifactbench.detectors.base import (
     LoadContext,
     Scored,
     Unavailable,
-    sha256_file,
 )
 from artifactbench.detectors.memory import bytes_per_row, rows_per_piece
 from artifactbench.devices import module_device
+from artifactbench.util import sha256_file
 
 TRAIN_HINT = "artifactbench train artifactnet-open --bench demo --small"
 

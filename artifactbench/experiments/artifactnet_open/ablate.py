@@ -26,8 +26,9 @@ from torch import Tensor, nn
 from artifactbench.detectors.artifactnet_onnx import aggregate
 from artifactbench.detectors.artifactnet_open.detector import read_weights
 from artifactbench.detectors.artifactnet_open.model import ArtifactNetOpen
-from artifactbench.detectors.base import Scored, sha256_file
+from artifactbench.detectors.base import Scored
 from artifactbench.metrics import binary_metrics
+from artifactbench.util import sha256_file
 
 ABLATIONS: tuple[str, ...] = (
     "mel_res",

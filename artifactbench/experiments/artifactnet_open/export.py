@@ -18,7 +18,7 @@ import torch
 
 from artifactbench.detectors.artifactnet_onnx import make_session, probe_chunks
 from artifactbench.detectors.artifactnet_open.detector import read_weights
-from artifactbench.detectors.base import sha256_file
+from artifactbench.util import sha256_file
 
 OPSET = 17
 INPUT_NAME = "audio"

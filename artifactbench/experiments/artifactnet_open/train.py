@@ -34,6 +34,7 @@ from artifactbench.detectors.artifactnet_open.model import ArtifactNetConfig, Ar
 from artifactbench.metrics import binary_metrics
 from artifactbench.progress import ProgressHook, no_progress
 from artifactbench.transforms import Codec
+from artifactbench.util import write_atomic
 
 if TYPE_CHECKING:
     from artifactbench.separation import Separator
@@ -324,9 +325,7 @@ def _plain(value: Any) -> Any:
 
 
 def _atomic_save(obj: dict[str, Any], path: Path) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    write_atomic(path, lambda tmp: torch.save(obj, tmp))
 
 
 class _LossLog:
