@@ -111,7 +111,7 @@ def load_run(run_dir: str | Path) -> RunInfo:
         raise PredictionsError(
             f"{preds_path}: written without the metadata a leaderboard needs "
             f"({', '.join(missing[:4])}{', ...' if len(missing) > 4 else ''}); rerun the same "
-            "command to rewrite it from the store (no model is called)"
+            "command: it writes a new run directory from the store, calling no model"
         )
     preds, order = primary_rows(every, meta)
     preds = preds.reset_index(drop=True)
