@@ -20,12 +20,12 @@ if TYPE_CHECKING:
 
     import numpy as np
 
+    from artifactbench.audio.transforms import Transform
     from artifactbench.benches import BenchOptions
     from artifactbench.benches.base import Bench
     from artifactbench.detectors.base import DetectorCard
     from artifactbench.progress import ProgressHook
     from artifactbench.runner import RayOptions, RunOptions
-    from artifactbench.transforms import Transform
 
 app = typer.Typer(
     add_completion=False,
@@ -92,7 +92,7 @@ WorkersOption = Annotated[int, typer.Option(min=0, help="decode processes (0: in
 
 def _check_device(value: str) -> str:
     """The device, refused before any work when it is misspelt or unusable on this machine."""
-    from artifactbench.devices import DeviceError, check_device
+    from artifactbench.detectors.devices import DeviceError, check_device
 
     try:
         return check_device(value)
@@ -273,8 +273,8 @@ def codec(
     fit_on: FitOnOption = None,
 ) -> None:
     """Score every track through each codec round trip (Table X, P(AI) spread, codec sanity)."""
+    from artifactbench.audio.transforms import CODECS
     from artifactbench.runner import RunOptions
-    from artifactbench.transforms import CODECS
 
     names = [c.strip().lower() for c in codecs.split(",") if c.strip()]
     unknown = [c for c in names if c not in CODECS]
@@ -297,7 +297,11 @@ def codec(
 
 def _parse_chain(spec: str) -> list[Transform]:
     """A transform chain from its spec, loaded now so a missing backend fails before decoding."""
-    from artifactbench.transforms import TransformUnavailable, describe_chain, parse_transforms
+    from artifactbench.audio.transforms import (
+        TransformUnavailable,
+        describe_chain,
+        parse_transforms,
+    )
 
     try:
         chain = parse_transforms(spec)
@@ -423,7 +427,7 @@ def score(
     threshold: Annotated[float | None, typer.Option(min=0.0, max=1.0)] = None,
 ) -> None:
     """Score audio files with one model: path, P(AI), verdict per line."""
-    from artifactbench.audio import DecodeError, decode_audio, detector_view
+    from artifactbench.audio.decode import DecodeError, decode_audio, detector_view
     from artifactbench.detectors.registry import UnknownModel, resolve_models
     from artifactbench.runner import RunOptions, load_models, score_row
 
@@ -667,7 +671,7 @@ def _artifactnet_views(
     """(7-chunk view, label) per decodable track of a bench split, as the ArtifactNet card
     decodes it; a seeded sample of `limit` tracks when given. A track counts in `progress`
     when the consumer asks for the next one, i.e. once it has been used."""
-    from artifactbench.decoding import decode_stream
+    from artifactbench.audio.pool import decode_stream
     from artifactbench.detectors.registry import cards
     from artifactbench.runner import limit_tracks
 
@@ -782,10 +786,10 @@ def bandwidth(
     out_dir: RunsOption = Path("runs"),
 ) -> None:
     """Effective bandwidth of each track's residual (Appendix C): Table XI and its figure."""
-    from artifactbench.bandwidth import RESIDUAL_MODELS
-    from artifactbench.bandwidth_run import measure_bandwidth
+    from artifactbench.audio.separation import DemucsUnavailable
     from artifactbench.detectors.base import Unavailable
-    from artifactbench.separation import DemucsUnavailable
+    from artifactbench.experiments.bandwidth.measure import RESIDUAL_MODELS
+    from artifactbench.experiments.bandwidth.run import measure_bandwidth
 
     if residual not in RESIDUAL_MODELS:
         raise UsageProblem(
@@ -816,7 +820,7 @@ def leaderboard(
     seed: Annotated[int, typer.Option()] = 0,
 ) -> None:
     """Merge runs of one bench, split and protocol into a ranked leaderboard."""
-    from artifactbench.leaderboard import build_leaderboard, write_leaderboard
+    from artifactbench.reports.leaderboard.build import build_leaderboard, write_leaderboard
 
     for run_dir in run_dirs:
         _predictions(run_dir)

@@ -22,12 +22,12 @@ def main() -> None:
     parser.add_argument("--n-per-source", type=int, default=4)
     parser.add_argument("--workers", type=int, default=1)
     args = parser.parse_args()
-    from artifactbench.audio import PROTOCOL_RATE, decode_audio
+    from artifactbench.audio.decode import PROTOCOL_RATE, decode_audio
+    from artifactbench.audio.transforms import CODECS, Codec
     from artifactbench.benches.base import cohort
     from artifactbench.benches.demo import load_demo_bench
     from artifactbench.detectors.registry import resolve_models
     from artifactbench.runner import RunOptions, run
-    from artifactbench.transforms import CODECS, Codec
 
     bench = load_demo_bench()
     tracks = cohort(bench.select("test"), args.n_per_source, seed=0)

@@ -80,7 +80,7 @@ def build_corpus(source: Path, work: Path) -> dict[str, Path]:
     import soundfile as sf
     import soxr
 
-    from artifactbench.codecs import encode_audio
+    from artifactbench.audio.encode import encode_audio
 
     work.mkdir(parents=True, exist_ok=True)
     paths = {name: work / name for name in CORPUS}
@@ -151,7 +151,7 @@ def main() -> None:
     parser.add_argument("--check-hashes", type=Path, help="compare output sha256s to this JSON")
     args = parser.parse_args()
 
-    from artifactbench.audio import PROTOCOL_RATE, decode_audio
+    from artifactbench.audio.decode import PROTOCOL_RATE, decode_audio
     from artifactbench.paths import cache_dir
 
     source = ensure_source(args.source)

@@ -131,7 +131,7 @@ def _conv_surrogate_onnx(path: Path) -> int:
 def artifactnet_onnx() -> dict[str, Any]:
     """ArtifactNet's contract at its size (4.0M) through the adapter: 7 x 4 s chunks per track,
     8 tracks (56 chunks) in one `session.run` against one track (7 chunks) per run."""
-    from artifactbench.audio import detector_view
+    from artifactbench.audio.decode import detector_view
     from artifactbench.detectors import artifactnet_onnx as an
     from artifactbench.detectors.base import LoadContext
     from artifactbench.detectors.registry import cards
@@ -177,7 +177,7 @@ def clam() -> dict[str, Any]:
         Wav2Vec2Model,
     )
 
-    from artifactbench.audio import PROTOCOL_RATE, ViewSpec
+    from artifactbench.audio.decode import PROTOCOL_RATE, ViewSpec
     from artifactbench.detectors.clam import EXCERPT_SECONDS, CLAMDetector, CLAMHead, Stream
     from artifactbench.detectors.registry import cards
 

@@ -53,8 +53,8 @@ def synthetic_views(n_tracks: int, seed: int = 0) -> list[np.ndarray]:
 
 def demo_views(limit: int | None) -> list[np.ndarray]:
     """The demo bench's test split (built on first use) as the runner decodes it."""
+    from artifactbench.audio.pool import decode_stream
     from artifactbench.benches.demo import load_demo_bench
-    from artifactbench.decoding import decode_stream
     from artifactbench.detectors.registry import cards
     from artifactbench.runner import limit_tracks
 

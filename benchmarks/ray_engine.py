@@ -24,9 +24,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from artifactbench.audio import DecodeLimits
+from artifactbench.audio.decode import DecodeLimits
+from artifactbench.audio.pool import decode_track
 from artifactbench.benches import open_bench
-from artifactbench.decoding import decode_track
 from artifactbench.detectors.registry import resolve_models
 from artifactbench.runner import RayOptions, RunOptions, limit_tracks, load_models, ray_engine, run
 from artifactbench.runner.store import ScoreKey, ScoreRow, ScoreStore

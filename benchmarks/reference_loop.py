@@ -117,7 +117,7 @@ def _loop(
 
     import torch
 
-    from artifactbench.audio import decode_audio, detector_view
+    from artifactbench.audio.decode import decode_audio, detector_view
     from artifactbench.detectors.artifactnet_open.features import reference_path
     from artifactbench.detectors.registry import cards
 

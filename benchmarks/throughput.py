@@ -19,9 +19,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from artifactbench.audio.pool import decode_stream
 from artifactbench.benches import open_bench
 from artifactbench.benches.demo import build_demo_bench
-from artifactbench.decoding import decode_stream
 from artifactbench.detectors.registry import resolve_models
 from artifactbench.runner import RunOptions, load_models, run
 

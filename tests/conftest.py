@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from artifactbench.audio.encode import encode_audio
 from artifactbench.benches.base import Bench, SubsetInfo, Track
-from artifactbench.codecs import encode_audio
 
 PLUGINS = Path(__file__).parent / "plugins"
 RATE = 44100

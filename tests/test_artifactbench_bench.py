@@ -13,12 +13,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from artifactbench.audio import DecodeLimits
+from artifactbench.audio.decode import DecodeLimits
+from artifactbench.audio.encode import encode_audio
+from artifactbench.audio.pool import decode_track
 from artifactbench.benches import BenchOptions
 from artifactbench.benches import artifactbench as ab
 from artifactbench.benches.base import ResolveError, _row_group_audio
-from artifactbench.codecs import encode_audio
-from artifactbench.decoding import decode_track
 from tests.conftest import RATE, music
 
 AUDIO = pa.struct([("bytes", pa.binary()), ("path", pa.string())])

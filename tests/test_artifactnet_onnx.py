@@ -17,9 +17,9 @@ import pandas as pd
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from artifactbench.audio import chunk_starts, decode_audio, detector_view
+from artifactbench.audio.decode import chunk_starts, decode_audio, detector_view
+from artifactbench.audio.encode import encode_audio
 from artifactbench.benches.base import Bench
-from artifactbench.codecs import encode_audio
 from artifactbench.detectors import artifactnet_onnx as an
 from artifactbench.detectors.base import LoadContext, Scored, Unavailable
 from artifactbench.detectors.registry import cards, resolve_models

@@ -154,9 +154,9 @@ def test_demucs_teacher_when_its_weights_are_on_disk(trained: tuple, tmp_path: P
     records the teacher and its files; with an empty folder "auto" falls back to HPSS and
     "demucs" is refused with the reason."""
     pytest.importorskip("demucs")
+    from artifactbench.audio.separation import load_separator
     from artifactbench.detectors.artifactnet_open.model import ArtifactNetConfig, ArtifactNetOpen
     from artifactbench.experiments.artifactnet_open.train import demucs_teacher
-    from artifactbench.separation import load_separator
     from tests.test_separation import save_safetensors, tiny_model, write_yaml
 
     folder = tmp_path / "demucs"

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from artifactbench.audio import (
+from artifactbench.audio.decode import (
     PROTOCOL_RATE,
     DecodeError,
     DecodeLimits,
@@ -22,7 +22,7 @@ from artifactbench.audio import (
     detector_view,
     resample,
 )
-from artifactbench.codecs import encode_audio
+from artifactbench.audio.encode import encode_audio
 
 SR = PROTOCOL_RATE
 TONE_HZ = 1000.0

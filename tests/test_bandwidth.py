@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from artifactbench.bandwidth import (
+from artifactbench.experiments.bandwidth.measure import (
     RESIDUAL_MODELS,
     bandwidth_table,
     effective_bandwidth,
@@ -165,7 +165,7 @@ def test_hpss_residual_model():
     assert res[tone_bin].sum() < 0.05 * mag[tone_bin].sum()
     assert res[600:].sum() > 0.3 * mag[600:].sum()
     # Blocks with kernel // 2 frames of context reproduce the whole-track computation.
-    from artifactbench.bandwidth import _hpss_model
+    from artifactbench.experiments.bandwidth.measure import _hpss_model
 
     np.testing.assert_allclose(_hpss_model(chunk_frames=40)(audio), res, rtol=1e-6, atol=1e-9)
     assert 0 < model.bandwidth(audio) < RATE / 2
@@ -215,7 +215,7 @@ def test_unknown_model_lists_the_valid_ones():
 
 
 def test_demucs_without_weights_is_unavailable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    from artifactbench.separation import DemucsUnavailable
+    from artifactbench.audio.separation import DemucsUnavailable
 
     monkeypatch.setenv("ARTIFACTBENCH_DEMUCS", str(tmp_path))
     with pytest.raises(DemucsUnavailable):
@@ -228,7 +228,7 @@ def test_demucs_residual_with_a_tiny_bag(tmp_path: Path):
     pytest.importorskip("demucs")
     import torch
 
-    from artifactbench.separation import load_separator
+    from artifactbench.audio.separation import load_separator
     from tests.test_separation import save_safetensors, tiny_model, write_yaml
 
     save_safetensors(tiny_model(0), tmp_path / "aaaa0000.safetensors")

@@ -13,18 +13,18 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from artifactbench import bandwidth_run
-from artifactbench.bandwidth import RESIDUAL_MODELS, ResidualModel
-from artifactbench.bandwidth_run import (
+from artifactbench.audio.separation import DemucsUnavailable
+from artifactbench.benches.base import Bench, Track
+from artifactbench.benches.demo import load_demo_bench
+from artifactbench.detectors.base import Unavailable
+from artifactbench.experiments.bandwidth import run as bandwidth_run
+from artifactbench.experiments.bandwidth.measure import RESIDUAL_MODELS, ResidualModel
+from artifactbench.experiments.bandwidth.run import (
     COLUMNS,
     CONFOUNDERS,
     measure_bandwidth,
     render_bandwidth_markdown,
 )
-from artifactbench.benches.base import Bench, Track
-from artifactbench.benches.demo import load_demo_bench
-from artifactbench.detectors.base import Unavailable
-from artifactbench.separation import DemucsUnavailable
 
 LATENT = "ai_latent_bandlimited"  # latent decoder at 32 kHz: nothing above 16 kHz survives
 FULL_BAND_REAL = ("real_studio", "real_live")  # lossless FLAC, no low-pass in the chain

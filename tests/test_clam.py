@@ -21,7 +21,7 @@ from transformers import (
 )
 from transformers.modeling_outputs import BaseModelOutput
 
-from artifactbench.audio import PROTOCOL_RATE, detector_view, resample
+from artifactbench.audio.decode import PROTOCOL_RATE, detector_view, resample
 from artifactbench.detectors import clam
 from artifactbench.detectors.base import LoadContext, Unavailable
 from artifactbench.detectors.clam import (
@@ -318,9 +318,9 @@ def test_cli_scores_a_file_with_a_weights_folder(
 ) -> None:
     """`artifactbench score FILE --model clam --weights DIR` (head + mert/ + wav2vec2/), run in
     this process because the MERT-like stand-in is registered with transformers only here."""
-    from artifactbench.audio import decode_audio
+    from artifactbench.audio.decode import decode_audio
+    from artifactbench.audio.encode import encode_audio
     from artifactbench.cli import main
-    from artifactbench.codecs import encode_audio
 
     folder = weights_dir(tmp_path, encoders, pin_mert=True)
     song = tmp_path / "song.flac"

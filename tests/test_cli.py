@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from artifactbench.codecs import encode_audio
+from artifactbench.audio.encode import encode_audio
 from tests.conftest import RATE, music, python_cli, upsampled
 from tests.test_sonics_bench import split_release  # noqa: F401 - a fixture
 

@@ -15,8 +15,8 @@ import pytest
 import soundfile as sf
 import soxr
 
-from artifactbench.audio import PROTOCOL_RATE, DecodeError, DecodeLimits, decode_audio
-from artifactbench.codecs import encode_audio
+from artifactbench.audio.decode import PROTOCOL_RATE, DecodeError, DecodeLimits, decode_audio
+from artifactbench.audio.encode import encode_audio
 
 WIDE = DecodeLimits(max_channels=8, min_seconds=0.0)
 

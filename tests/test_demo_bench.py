@@ -16,7 +16,7 @@ import pyarrow.parquet as pq
 import pytest
 from scipy import signal
 
-from artifactbench import codecs
+from artifactbench.audio import encode as codecs
 from artifactbench.benches import demo
 from artifactbench.benches.base import Bench, Track
 from artifactbench.benches.synth import RATE

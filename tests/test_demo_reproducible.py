@@ -18,7 +18,7 @@ import av
 import numpy as np
 import pytest
 
-from artifactbench import codecs
+from artifactbench.audio import encode as codecs
 from artifactbench.benches import demo
 from artifactbench.benches.synth import RATE, synthesize
 

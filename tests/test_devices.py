@@ -14,9 +14,7 @@ import torch
 from artifactbench.benches.base import Bench
 from artifactbench.detectors import artifactnet_onnx as an
 from artifactbench.detectors.base import FitPlan, LoadContext
-from artifactbench.detectors.fakeprint import FakeprintFit
-from artifactbench.detectors.registry import backend, cards, resolve_models
-from artifactbench.devices import (
+from artifactbench.detectors.devices import (
     Device,
     DeviceError,
     check_device,
@@ -24,6 +22,8 @@ from artifactbench.devices import (
     module_device,
     parse_device,
 )
+from artifactbench.detectors.fakeprint import FakeprintFit
+from artifactbench.detectors.registry import backend, cards, resolve_models
 from artifactbench.runner import RunOptions, run
 from tests.conftest import RATE
 from tests.test_artifactnet_onnx import mean_square_graph
@@ -72,7 +72,7 @@ def test_device_prints_canonically() -> None:
 
 def test_cpu_is_checked_without_importing_torch() -> None:
     code = (
-        "import sys; from artifactbench.devices import check_device; "
+        "import sys; from artifactbench.detectors.devices import check_device; "
         "print(check_device(' CPU '), 'torch' in sys.modules)"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

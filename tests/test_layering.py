@@ -15,17 +15,9 @@ ROOT = Path(__file__).resolve().parents[1] / "artifactbench"
 PACKAGE = "artifactbench"
 
 # Reading results: the contract, the pure analysis over it, and every report built from it.
-RESULTS = (
-    "predictions",
-    "metrics",
-    "sanity",
-    "stats",
-    "reports",
-    "leaderboard",
-    "leaderboard_html",
-)
+RESULTS = ("predictions", "analysis", "reports")
 # Making results: what reads audio, calls a model or writes the score store.
-UPSTREAM = ("runner", "detectors", "audio", "decoding", "transforms", "codecs")
+UPSTREAM = ("runner", "detectors", "audio")
 
 
 def _module_name(path: Path) -> str:

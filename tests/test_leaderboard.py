@@ -11,7 +11,9 @@ import pytest
 
 from artifactbench.benches.base import Bench
 from artifactbench.detectors.registry import resolve_models
-from artifactbench.leaderboard import (
+from artifactbench.predictions import META_KEY, PredictionsError
+from artifactbench.reports.data import canonical
+from artifactbench.reports.leaderboard.build import (
     IncompatibleRuns,
     _verdict,
     build_leaderboard,
@@ -19,8 +21,6 @@ from artifactbench.leaderboard import (
     load_run,
     write_leaderboard,
 )
-from artifactbench.predictions import META_KEY, PredictionsError
-from artifactbench.reports.data import canonical
 from artifactbench.reports.tables import FAIL_MARK
 from artifactbench.runner import RunOptions, run
 from tests.conftest import PLUGINS, make_file_bench

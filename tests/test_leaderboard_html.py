@@ -27,15 +27,15 @@ from urllib.parse import urlsplit
 import numpy as np
 import pytest
 
-from artifactbench.leaderboard import (
+from artifactbench.analysis.metrics import as_positive
+from artifactbench.reports.data import canonical
+from artifactbench.reports.leaderboard.build import (
     F1_GRID,
     build_leaderboard,
     load_run,
     write_leaderboard,
 )
-from artifactbench.leaderboard_html import leaderboard_html, subset_groups
-from artifactbench.metrics import as_positive
-from artifactbench.reports.data import canonical
+from artifactbench.reports.leaderboard.html import leaderboard_html, subset_groups
 from artifactbench.reports.tables import FAIL_MARK
 from tests.test_leaderboard import make_two_runs
 

@@ -16,7 +16,7 @@ from sklearn.metrics import (
     roc_curve,
 )
 
-from artifactbench.metrics import (
+from artifactbench.analysis.metrics import (
     _resample_counts,
     _weighted_auc,
     binary_metrics,

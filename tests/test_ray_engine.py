@@ -18,15 +18,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from artifactbench.audio.pool import Decoded, Variant
+from artifactbench.audio.transforms import parse_transforms
 from artifactbench.benches.base import Bench, Track
 from artifactbench.benches.demo import load_demo_bench
 from artifactbench.cli import main
-from artifactbench.decoding import Decoded, Variant
 from artifactbench.detectors.base import LoadContext, Unavailable
 from artifactbench.detectors.registry import backend, resolve_models
 from artifactbench.runner import EngineFailure, RayOptions, RunOptions, run, score_key
 from artifactbench.runner.store import ScoreKey
-from artifactbench.transforms import parse_transforms
 from tests.conftest import make_file_bench
 
 try:
@@ -35,7 +35,7 @@ except ImportError:
     if os.environ.get("CI"):  # the README's install brings the `ray` extra: CI must run these
         raise
     pytest.skip("the Ray engine's tests need the `ray` extra", allow_module_level=True)
-from artifactbench import devices
+from artifactbench.detectors import devices
 from artifactbench.runner import ray_engine  # noqa: E402 - only with Ray installed
 
 # What decides a prediction; `seconds` is a timing and differs between any two runs.

@@ -16,14 +16,14 @@ from rich.console import Console
 from sklearn.metrics import roc_curve
 
 from artifactbench import cli
-from artifactbench.metrics import binary_metrics
+from artifactbench.analysis.metrics import binary_metrics
+from artifactbench.analysis.stats import delong_test, mcnemar_test, operating_points
 from artifactbench.reports import plots, write_reports
 from artifactbench.reports.console import print_run, variant_tables
 from artifactbench.reports.data import canonical, json_text
 from artifactbench.reports.plots import roc_label
 from artifactbench.reports.robustness import variants_markdown
 from artifactbench.reports.tables import accountings_differ, report_markdown
-from artifactbench.stats import delong_test, mcnemar_test, operating_points
 from tests.test_reports import make_frame, meta, write_parquet
 
 # --- EER on integer counts -------------------------------------------------------------------

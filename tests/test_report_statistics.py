@@ -10,7 +10,13 @@ import pandas as pd
 import pytest
 from sklearn.metrics import brier_score_loss, roc_auc_score
 
-from artifactbench.metrics import CI_METRICS, bootstrap_intervals, compute_metrics
+from artifactbench.analysis.metrics import CI_METRICS, bootstrap_intervals, compute_metrics
+from artifactbench.analysis.stats import (
+    delong_test,
+    mcnemar_test,
+    operating_points,
+    paired_bootstrap,
+)
 from artifactbench.reports.statistics import (
     build_statistics,
     calibration_table,
@@ -21,7 +27,6 @@ from artifactbench.reports.statistics import (
     plot_reliability,
     statistics_markdown,
 )
-from artifactbench.stats import delong_test, mcnemar_test, operating_points, paired_bootstrap
 
 THR = 0.5
 RESAMPLES = 200

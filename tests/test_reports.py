@@ -12,8 +12,8 @@ import pyarrow.parquet as pq
 import pytest
 from rich.console import Console
 
+from artifactbench.analysis.metrics import compute_metrics
 from artifactbench.benches.base import SubsetInfo
-from artifactbench.metrics import compute_metrics
 from artifactbench.predictions import read_predictions
 from artifactbench.reports import build_results, print_summary, write_reports
 from artifactbench.reports.data import canonical

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
+from artifactbench.audio.encode import encode_audio
 from artifactbench.benches import open_bench
 from artifactbench.benches.base import Bench, Track
-from artifactbench.codecs import encode_audio
 from artifactbench.detectors.registry import resolve_models
 from artifactbench.progress import LogProgress
 from artifactbench.runner import Interrupted, NothingToScore, RunOptions, limit_tracks, run

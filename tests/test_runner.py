@@ -155,7 +155,7 @@ def test_parallel_decode_gives_the_same_predictions(file_bench: Bench, tmp_path:
 
 
 def test_each_decode_worker_starts_with_one_track_then_takes_pairs() -> None:
-    from artifactbench.decoding import worker_tasks
+    from artifactbench.audio.pool import worker_tasks
 
     items = [(i, f"track-{i}") for i in range(9)]
     tasks = worker_tasks(items, workers=2, chunk=2)  # type: ignore[arg-type]

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
+from artifactbench.analysis.sanity import evaluate_sanity, meets, rule_text
 from artifactbench.benches.base import SubsetInfo
-from artifactbench.sanity import evaluate_sanity, meets, rule_text
 
 AI = SubsetInfo("gen", "ai").rule
 HARD = SubsetInfo("gen_hard", "ai", hard=True).rule

@@ -19,14 +19,14 @@ from demucs.htdemucs import HTDemucs  # noqa: E402
 from demucs.repo import ModelLoadingError  # noqa: E402
 from safetensors.torch import save_file  # noqa: E402
 
-from artifactbench.paths import cache_dir  # noqa: E402
-from artifactbench.separation import (  # noqa: E402
+from artifactbench.audio.separation import (  # noqa: E402
     DEFAULT_DEMUCS,
     DemucsUnavailable,
     demucs_available,
     demucs_dir,
     load_separator,
 )
+from artifactbench.paths import cache_dir  # noqa: E402
 
 SOURCES = ["drums", "bass", "other", "vocals"]
 RATE = 44100

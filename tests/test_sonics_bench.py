@@ -13,10 +13,10 @@ from typing import Any
 import numpy as np
 import pytest
 
+from artifactbench.audio.encode import encode_audio
 from artifactbench.benches import BenchOptions
 from artifactbench.benches.base import Bench, ResolveError, SubsetInfo, Track, cohort
 from artifactbench.benches.sonics import load_sonics_bench
-from artifactbench.codecs import encode_audio
 
 # The columns of the release's split CSVs, in the order SONICS' data_split.py writes them.
 UPSTREAM_COLUMNS = [

@@ -179,8 +179,8 @@ def test_cli_scores_files_with_the_checkpoint_folder(tmp_path: Path) -> None:
     on the protocol's view (16 kHz, centred 5 s, end zero-padded)."""
     import subprocess
 
-    from artifactbench.audio import decode_audio, detector_view
-    from artifactbench.codecs import encode_audio
+    from artifactbench.audio.decode import decode_audio, detector_view
+    from artifactbench.audio.encode import encode_audio
     from tests.conftest import music, python_cli
 
     long_song, short_song = tmp_path / "long.flac", tmp_path / "short.mp3"

@@ -9,8 +9,8 @@ import pytest
 from scipy import stats as sps
 from sklearn.metrics import brier_score_loss, roc_auc_score
 
-from artifactbench.metrics import bootstrap_intervals
-from artifactbench.stats import (
+from artifactbench.analysis.metrics import bootstrap_intervals
+from artifactbench.analysis.stats import (
     _strata,
     _stratified_weights,
     calibration,

@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from artifactbench.audio import PROTOCOL_RATE
-from artifactbench.transforms import (
+from artifactbench.audio.decode import PROTOCOL_RATE
+from artifactbench.audio.transforms import (
     FORMS,
     Demucs,
     Gain,
@@ -263,7 +263,7 @@ def test_demucs_is_the_separator_remix(tmp_path: Path, monkeypatch: pytest.Monke
     pytest.importorskip("demucs")
     import torch
 
-    from artifactbench.separation import load_separator
+    from artifactbench.audio.separation import load_separator
     from tests.test_separation import save_safetensors, tiny_model, write_yaml
 
     threads = torch.get_num_threads()

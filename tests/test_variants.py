@@ -10,14 +10,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from artifactbench import transforms
+from artifactbench.audio import transforms
+from artifactbench.audio.encode import EncodeError
+from artifactbench.audio.transforms import Codec, parse_transforms
 from artifactbench.benches.base import Bench
-from artifactbench.codecs import EncodeError
 from artifactbench.detectors.registry import resolve_models
 from artifactbench.predictions import ORIGINAL, read_predictions
 from artifactbench.reports import build_results
 from artifactbench.runner import RunOptions, run
-from artifactbench.transforms import Codec, parse_transforms
 from tests.conftest import RATE, music
 from tests.test_cli import cli, folder_bench
 
@@ -203,7 +203,7 @@ def test_a_missing_encoder_fails_loudly(monkeypatch: pytest.MonkeyPatch, tmp_pat
     during a run: each track's encode failure names it."""
     import dataclasses
 
-    from artifactbench import codecs
+    from artifactbench.audio import encode as codecs
 
     spec = dataclasses.replace(codecs.CODECS["mp3"], codec="libnotthere")
     monkeypatch.setitem(codecs.CODECS, "mp3", spec)

@@ -41,13 +41,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import scipy
 
-from artifactbench import codecs
+from artifactbench.audio import encode as codecs
+from artifactbench.audio.pool import exit_with_parent
 from artifactbench.benches import artifacts
 from artifactbench.benches.base import Bench, Label, SubsetInfo
 from artifactbench.benches.shards import read_shard_dir
 from artifactbench.benches.synth import RATE, normalize, resample_poly, synthesize, tape_vintage
 from artifactbench.paths import cache_dir
-from artifactbench.processes import exit_with_parent
 from artifactbench.progress import ProgressHook, no_progress
 from artifactbench.util import sha256_file
 

@@ -11,7 +11,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from artifactbench.audio import ViewSpec
+from artifactbench.audio.decode import ViewSpec
 from artifactbench.detectors.memory import DEFAULT_BUDGET
 
 

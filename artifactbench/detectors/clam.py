@@ -45,9 +45,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from artifactbench.audio import ViewSpec, detector_view
+from artifactbench.audio.decode import ViewSpec, detector_view
 from artifactbench.detectors.base import DetectorCard, EncoderRef, LoadContext, Scored, Unavailable
-from artifactbench.devices import module_device
+from artifactbench.detectors.devices import module_device
 
 EXCERPT_SECONDS = 90.0
 STREAMS = ("mert", "wav2vec2")  # card encoder names, in the head's order (conv1 / conv2)

@@ -12,7 +12,7 @@ from typing import Any
 
 import yaml
 
-from artifactbench.audio import ViewSpec
+from artifactbench.audio.decode import ViewSpec
 from artifactbench.detectors.base import AssetFile, DetectorCard, EncoderRef
 
 # family -> module implementing `load(card, weights, context)` (the device is `context.device`);

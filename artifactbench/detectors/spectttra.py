@@ -38,7 +38,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from artifactbench.detectors.base import DetectorCard, LoadContext, Unavailable
-from artifactbench.devices import module_device
+from artifactbench.detectors.devices import module_device
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "pytorch_model.bin"

@@ -7,7 +7,8 @@ from typing import Any
 
 import pandas as pd
 
-from artifactbench.metrics import BOOTSTRAP_RESAMPLES, compute_metrics
+from artifactbench.analysis.metrics import BOOTSTRAP_RESAMPLES, compute_metrics
+from artifactbench.analysis.sanity import evaluate_sanity
 from artifactbench.predictions import PredictionsError, read_predictions
 from artifactbench.reports.console import print_summary
 from artifactbench.reports.data import canonical, json_text, write_text
@@ -29,7 +30,6 @@ from artifactbench.reports.statistics import (
     statistics_markdown,
 )
 from artifactbench.reports.tables import error_summary, report_markdown, sanity_markdown
-from artifactbench.sanity import evaluate_sanity
 
 __all__ = [
     "NothingToReport",

@@ -20,8 +20,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from artifactbench.analysis.metrics import confusion, rates
 from artifactbench.benches.catalog import AI_GROUPS, REAL_GROUPS
-from artifactbench.metrics import confusion, rates
 from artifactbench.reports.data import canonical
 from artifactbench.reports.tables import MISSING, fmt, md_table
 

@@ -14,7 +14,7 @@ import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from artifactbench.metrics import FPR_TARGET, as_positive, f1_curve, roc_points
+from artifactbench.analysis.metrics import FPR_TARGET, as_positive, f1_curve, roc_points
 from artifactbench.util import write_atomic
 
 _STYLE = {"font.family": "DejaVu Sans", "font.size": 9}

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from artifactbench.metrics import as_positive, binary_metrics
+from artifactbench.analysis.metrics import as_positive, binary_metrics
 from artifactbench.reports.plots import _STYLE, _save
 from artifactbench.reports.tables import md_table
 

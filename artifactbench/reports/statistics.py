@@ -30,7 +30,7 @@ import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from artifactbench.metrics import (
+from artifactbench.analysis.metrics import (
     BOOTSTRAP_RESAMPLES,
     CI_LEVEL,
     CI_METRICS,
@@ -41,17 +41,17 @@ from artifactbench.metrics import (
     confusion,
     rates,
 )
-from artifactbench.predictions import KEY, validate_predictions
-from artifactbench.reports.data import canonical
-from artifactbench.reports.tables import MISSING, fmt, format_p, md_table
-from artifactbench.stats import calibration as calibration_of
-from artifactbench.stats import (
+from artifactbench.analysis.stats import calibration as calibration_of
+from artifactbench.analysis.stats import (
     cluster_bootstrap_intervals,
     delong_test,
     mcnemar_test,
     operating_points,
     paired_bootstrap,
 )
+from artifactbench.predictions import KEY, validate_predictions
+from artifactbench.reports.data import canonical
+from artifactbench.reports.tables import MISSING, fmt, format_p, md_table
 from artifactbench.util import write_atomic
 
 __all__ = [
@@ -183,7 +183,7 @@ def model_intervals(
 
     Resampling is stratified by label and seeded with `seed` for every model. With a
     clustering column (:func:`cluster_ids`) whole clusters are drawn
-    (:func:`artifactbench.stats.cluster_bootstrap_intervals`); without one the intervals are
+    (``stats.cluster_bootstrap_intervals``); without one the intervals are
     exactly ``metrics.bootstrap_intervals`` on the same rows, i.e. those of ``metrics.json``'s
     ``scored`` block.
 
@@ -237,10 +237,10 @@ def paired_comparisons(
     """Every pair of models (a before b by id) on the tracks both scored.
 
     A track failed by either model, or missing for one, leaves that pair only. Per pair:
-    ``bootstrap`` (:func:`artifactbench.stats.paired_bootstrap` of F1(a) - F1(b) and
+    ``bootstrap`` (``stats.paired_bootstrap`` of F1(a) - F1(b) and
     AUC(a) - AUC(b), seeded, by whole clusters when :func:`cluster_ids` finds a column),
-    ``delong`` (:func:`artifactbench.stats.delong_test` of the AUCs) and ``mcnemar``
-    (:func:`artifactbench.stats.mcnemar_test` of the calls ``prob >= threshold``), each the
+    ``delong`` (``stats.delong_test`` of the AUCs) and ``mcnemar``
+    (``stats.mcnemar_test`` of the calls ``prob >= threshold``), each the
     function's own result on the common tracks sorted by (bench, track_id). With no common
     track these three are None and ``reason`` says why.
 
@@ -293,7 +293,7 @@ def paired_comparisons(
 
 
 def operating_points_table(preds: pd.DataFrame, threshold: float) -> dict[str, dict[str, Any]]:
-    """:func:`artifactbench.stats.operating_points` of each model; failed tracks are excluded
+    """``stats.operating_points`` of each model; failed tracks are excluded
     (``n_excluded`` counts them). ``best_f1`` and ``at_fpr05`` are chosen on the evaluated
     tracks (``chosen_on_evaluated_data``), diagnostics rather than scores; a point that cannot
     exist is ``{"impossible": True, "reason": ...}``."""
@@ -308,7 +308,7 @@ def operating_points_table(preds: pd.DataFrame, threshold: float) -> dict[str, d
 def calibration_table(
     preds: pd.DataFrame, bins: int = CALIBRATION_BINS
 ) -> dict[str, dict[str, Any]]:
-    """:func:`artifactbench.stats.calibration` (Brier, ECE, equal-width bins) of each model on
+    """``stats.calibration`` (Brier, ECE, equal-width bins) of each model on
     its scored tracks, plus ``reason`` (None, or why the probs cannot be read as probabilities,
     e.g. a score outside [0, 1]; then brier, ece and bins are None / empty)."""
     frame = _sorted(preds)

@@ -7,8 +7,8 @@ from collections.abc import Callable, Iterable
 
 import numpy as np
 
+from artifactbench.audio.pool import Decoded, decode_stream
 from artifactbench.benches.base import Track
-from artifactbench.decoding import Decoded, decode_stream
 from artifactbench.detectors.base import (
     Detector,
 )

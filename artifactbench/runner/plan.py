@@ -16,9 +16,10 @@ from typing import Any
 
 import numpy as np
 
-from artifactbench.audio import DECODE_PROTOCOL, ViewSpec
+from artifactbench.audio.decode import DECODE_PROTOCOL, ViewSpec
+from artifactbench.audio.pool import Decoded, decode_stream
+from artifactbench.audio.transforms import Transform, chain_hash, chain_spec
 from artifactbench.benches.base import Bench, Track
-from artifactbench.decoding import Decoded, decode_stream
 from artifactbench.detectors.base import (
     Detector,
     DetectorCard,
@@ -33,7 +34,6 @@ from artifactbench.paths import cache_dir
 from artifactbench.predictions import COLUMNS, ORIGINAL
 from artifactbench.progress import ProgressHook, no_progress
 from artifactbench.runner.store import ScoreKey, ScoreRow, ScoreStore
-from artifactbench.transforms import Transform, chain_hash, chain_spec
 
 # Where scoring runs: decode worker processes and this process, or a Ray cluster.
 ENGINES: tuple[str, ...] = ("local", "ray")

@@ -25,9 +25,10 @@ from typing import Any
 
 import numpy as np
 
-from artifactbench.audio import DecodeLimits, ViewSpec
+from artifactbench.audio.decode import DecodeLimits, ViewSpec
+from artifactbench.audio.pool import Decoded, decode_track
+from artifactbench.audio.transforms import Transform
 from artifactbench.benches.base import Bench, Track
-from artifactbench.decoding import Decoded, decode_track
 from artifactbench.detectors.base import Detector, DetectorCard, FitPlan, LoadContext, Unavailable
 from artifactbench.detectors.memory import DEFAULT_BUDGET
 from artifactbench.detectors.registry import backend
@@ -43,7 +44,6 @@ from artifactbench.runner.plan import (
     variant_failure,
 )
 from artifactbench.runner.store import ScoreKey, ScoreRow, ScoreStore
-from artifactbench.transforms import Transform
 
 # Tracks per decode block: the unit a Ray task decodes, like the local engine's chunk.
 DECODE_BLOCK = 2

@@ -18,13 +18,14 @@ from pathlib import Path
 from typing import Any
 
 from artifactbench import __version__
-from artifactbench.audio import DECODE_PROTOCOL
+from artifactbench.audio.decode import DECODE_PROTOCOL
+from artifactbench.audio.transforms import describe_chain
 from artifactbench.benches.base import Bench, Track, cohort
 from artifactbench.detectors.base import (
     Detector,
     DetectorCard,
 )
-from artifactbench.devices import check_device
+from artifactbench.detectors.devices import check_device
 from artifactbench.predictions import write_predictions
 from artifactbench.progress import ProgressHook, no_progress
 from artifactbench.runner.local_engine import score_tracks
@@ -43,7 +44,6 @@ from artifactbench.runner.plan import (
     variant_name,
 )
 from artifactbench.runner.store import ScoreStore
-from artifactbench.transforms import describe_chain
 
 # A run directory is written under this suffix and renamed when complete.
 PARTIAL_SUFFIX = ".partial"

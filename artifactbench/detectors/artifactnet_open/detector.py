@@ -22,8 +22,8 @@ from artifactbench.detectors.base import (
     Scored,
     Unavailable,
 )
+from artifactbench.detectors.devices import module_device
 from artifactbench.detectors.memory import bytes_per_row, rows_per_piece
-from artifactbench.devices import module_device
 from artifactbench.util import sha256_file
 
 TRAIN_HINT = "artifactbench train artifactnet-open --bench demo --small"

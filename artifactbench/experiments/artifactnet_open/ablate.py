@@ -23,11 +23,11 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from artifactbench.analysis.metrics import binary_metrics
 from artifactbench.detectors.artifactnet_onnx import aggregate
 from artifactbench.detectors.artifactnet_open.detector import read_weights
 from artifactbench.detectors.artifactnet_open.model import ArtifactNetOpen
 from artifactbench.detectors.base import Scored
-from artifactbench.metrics import binary_metrics
 from artifactbench.util import sha256_file
 
 ABLATIONS: tuple[str, ...] = (

@@ -26,18 +26,18 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from artifactbench.audio import PROTOCOL_RATE, ViewSpec
+from artifactbench.analysis.metrics import binary_metrics
+from artifactbench.audio.decode import PROTOCOL_RATE, ViewSpec
+from artifactbench.audio.pool import decode_stream
+from artifactbench.audio.transforms import Codec
 from artifactbench.benches.base import Bench, Track
-from artifactbench.decoding import decode_stream
 from artifactbench.detectors.artifactnet_open.features import hpss
 from artifactbench.detectors.artifactnet_open.model import ArtifactNetConfig, ArtifactNetOpen
-from artifactbench.metrics import binary_metrics
 from artifactbench.progress import ProgressHook, no_progress
-from artifactbench.transforms import Codec
 from artifactbench.util import write_atomic
 
 if TYPE_CHECKING:
-    from artifactbench.separation import Separator
+    from artifactbench.audio.separation import Separator
 
 WEIGHTS_FILE = "artifactnet_open.pt"
 # Phase 3 sees every segment through these round trips (transforms.CODECS) beside the WAV.
@@ -117,7 +117,7 @@ def demucs_teacher(separator: Separator, stft: nn.Module, audio: Tensor) -> Tens
 
 def _teacher(choice: str, demucs_dir: Path | None) -> Separator | None:
     """The Demucs separator when chosen (or available under "auto"); None means HPSS."""
-    from artifactbench.separation import DemucsUnavailable, demucs_available, load_separator
+    from artifactbench.audio.separation import DemucsUnavailable, demucs_available, load_separator
 
     if choice not in TEACHERS:
         raise ValueError(f"unknown teacher {choice!r}; choose from: {', '.join(TEACHERS)}")

@@ -793,7 +793,7 @@ def embedded_json(board: dict[str, Any]) -> str:
 
 def leaderboard_html(board: dict[str, Any]) -> str:
     """The whole ``leaderboard.html`` of a board from
-    :func:`~artifactbench.leaderboard.build_leaderboard`. Ends in a newline."""
+    :func:`~artifactbench.reports.leaderboard.build.build_leaderboard`. Ends in a newline."""
     title = f"ArtifactBench leaderboard: {board['bench']}, split {board['split']}"
     lines = [
         "<!DOCTYPE html>",

@@ -27,12 +27,18 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from artifactbench.audio import PROTOCOL_RATE, DecodeError, DecodeLimits, decode_audio, resample
-from artifactbench.codecs import CODECS as CONTAINERS
-from artifactbench.codecs import EncodeError, encode_audio
+from artifactbench.audio.decode import (
+    PROTOCOL_RATE,
+    DecodeError,
+    DecodeLimits,
+    decode_audio,
+    resample,
+)
+from artifactbench.audio.encode import CODECS as CONTAINERS
+from artifactbench.audio.encode import EncodeError, encode_audio
 
 if TYPE_CHECKING:
-    from artifactbench.separation import Separator
+    from artifactbench.audio.separation import Separator
 
 # Bump when a transform's implementation changes what it outputs: it is part of `chain_hash`.
 TRANSFORMS_VERSION = "transforms-v1"
@@ -335,7 +341,11 @@ class Demucs(Transform):
     @cached_property
     def separator(self) -> Separator:
         """The loaded bag; raises `TransformUnavailable` with the reason when it cannot be."""
-        from artifactbench.separation import DemucsUnavailable, demucs_available, load_separator
+        from artifactbench.audio.separation import (
+            DemucsUnavailable,
+            demucs_available,
+            load_separator,
+        )
 
         reason = demucs_available(self.directory)
         if reason is not None:

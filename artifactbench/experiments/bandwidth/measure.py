@@ -301,7 +301,7 @@ def _demucs_model(directory: Path | None, device: str) -> ResidualModel:
     """
     import torch
 
-    from artifactbench.separation import load_separator
+    from artifactbench.audio.separation import load_separator
 
     sep = load_separator(directory)
     if sep.samplerate != RATE:

@@ -10,6 +10,8 @@ from __future__ import annotations
 import hashlib
 import multiprocessing
 import os
+import signal
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -17,7 +19,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from artifactbench.audio import (
+from artifactbench.audio.decode import (
     PROTOCOL_RATE,
     DecodeError,
     DecodeLimits,
@@ -25,9 +27,34 @@ from artifactbench.audio import (
     decode_audio,
     detector_view,
 )
+from artifactbench.audio.transforms import Transform, TransformError, apply_chain
 from artifactbench.benches.base import ResolveError, Track
-from artifactbench.processes import exit_with_parent, stop_pool
-from artifactbench.transforms import Transform, TransformError, apply_chain
+
+
+def exit_with_parent(parent_pid: int) -> None:
+    """Worker initializer: a run killed with SIGKILL must not leave its workers running, and
+    Ctrl-C is the parent's to handle (a worker that took it would print its own traceback)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+    def watch() -> None:
+        while True:
+            time.sleep(0.5)
+            try:
+                os.kill(parent_pid, 0)
+            except ProcessLookupError:
+                os._exit(1)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
+def stop_pool(pool: ProcessPoolExecutor) -> None:
+    """Stop a pool at once (an interrupted or abandoned run): queued work is cancelled and
+    running workers are terminated rather than waited for."""
+    workers = list((getattr(pool, "_processes", None) or {}).values())
+    pool.shutdown(wait=False, cancel_futures=True)
+    for worker in workers:
+        if worker.is_alive():
+            worker.terminate()
 
 
 @dataclass
@@ -145,7 +172,7 @@ def decode_stream(
     chunks = worker_tasks(tracks, workers, chunk)
     window = max(2, workers * 3)
     context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["artifactbench.decoding"])
+    context.set_forkserver_preload(["artifactbench.audio.pool"])
     pool = ProcessPoolExecutor(
         max_workers=workers,
         mp_context=context,

@@ -35,8 +35,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from artifactbench import __version__
-from artifactbench.audio import DECODE_PROTOCOL, PROTOCOL_RATE, ViewSpec
-from artifactbench.bandwidth import (
+from artifactbench.audio.decode import DECODE_PROTOCOL, PROTOCOL_RATE, ViewSpec
+from artifactbench.audio.pool import Decoded, decode_stream
+from artifactbench.benches.base import Bench, Track, cohort
+from artifactbench.experiments.bandwidth.measure import (
     FRACTION,
     RESIDUAL_MODELS,
     Energy,
@@ -45,8 +47,6 @@ from artifactbench.bandwidth import (
     plot_bandwidth,
     residual_model,
 )
-from artifactbench.benches.base import Bench, Track, cohort
-from artifactbench.decoding import Decoded, decode_stream
 from artifactbench.progress import ProgressHook, no_progress
 from artifactbench.runner import limit_tracks, new_run_dir
 from artifactbench.util import write_atomic

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from artifactbench.metrics import (
+from artifactbench.analysis.metrics import (
     BOOTSTRAP_RESAMPLES,
     CI_LEVEL,
     as_positive,
@@ -31,13 +31,13 @@ from artifactbench.metrics import (
     f1_curve,
     roc_points,
 )
+from artifactbench.analysis.sanity import evaluate_sanity
 from artifactbench.predictions import KEY, PredictionsError, missing_meta, read_predictions
 from artifactbench.reports import DEFAULT_THRESHOLD, primary_rows
 from artifactbench.reports.data import canonical, json_text, write_text
 from artifactbench.reports.paper import RUNNER, comparison_rows, paper_bench
 from artifactbench.reports.statistics import model_intervals, paired_comparisons
 from artifactbench.reports.tables import FAIL_MARK, MISSING, fmt, format_p, md_table
-from artifactbench.sanity import evaluate_sanity
 
 __all__ = [
     "ALPHA",
@@ -605,7 +605,7 @@ def write_leaderboard(board: dict[str, Any], out_dir: str | Path) -> dict[str, P
     """Write ``leaderboard.md``, ``leaderboard.json`` and the self-contained
     ``leaderboard.html`` (all byte-stable) into `out_dir`; returns file name -> path."""
     # Imported here because leaderboard_html takes its constants from this module.
-    from artifactbench.leaderboard_html import leaderboard_html
+    from artifactbench.reports.leaderboard.html import leaderboard_html
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -5,7 +5,7 @@ it survives the sampling noise of the track set, and that noise is shared: both 
 same tracks. So the comparisons here are paired (one resample, or one set of placement values,
 serves both models) rather than two independent intervals that overlap for no reason.
 
-Conventions, shared with :mod:`artifactbench.metrics`:
+Conventions, shared with :mod:`artifactbench.analysis.metrics`:
 
 - Labels are booleans (True = AI) or ``"ai"`` / ``"real"``; probabilities are P(AI).
 - A track is called AI when ``prob >= threshold``; ties with the threshold count as AI, so tied
@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
-from artifactbench.metrics import (
+from artifactbench.analysis.metrics import (
     _CHUNK_CELLS,
     BOOTSTRAP_RESAMPLES,
     CI_LEVEL,
@@ -102,7 +102,7 @@ def _stratified_weights(
 ) -> np.ndarray:
     """Resample counts per track, one row per replicate; a drawn cluster brings all members.
 
-    Draws in the same order as :func:`artifactbench.metrics.bootstrap_intervals` (AI, then
+    Draws in the same order as :func:`artifactbench.analysis.metrics.bootstrap_intervals` (AI, then
     real), so with no clusters (or all-singleton clusters) the replicates are the same ones.
     """
     weights = np.zeros((reps, size))
@@ -236,7 +236,7 @@ def cluster_bootstrap_intervals(
 ) -> dict[str, dict[str, float | int | None]]:
     """One model's percentile intervals of F1, precision, recall, FPR and AUC, by whole clusters.
 
-    :func:`artifactbench.metrics.bootstrap_intervals` with the weights of
+    :func:`artifactbench.analysis.metrics.bootstrap_intervals` with the weights of
     :func:`paired_bootstrap`: resampling is stratified by label, and with ``clusters`` (one id
     per track, e.g. lineage or source) a draw brings every member of its (label, cluster) unit,
     because tracks of one lineage are not independent evidence. F1, precision, recall and FPR

@@ -1,0 +1,1 @@
+"""Pure functions over a predictions table: metrics, statistics, sanity rules."""

@@ -1,0 +1,2 @@
+"""Audio in and out: the decode protocol and detector views, encoding, transforms, source
+separation, and the decode worker pool."""
