@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from artifactbench.detectors.base import DetectorCard, EncoderRef, Unavailable
+from artifactbench.errors import FetchError
 from artifactbench.paths import cache_dir, hub_offline
 from artifactbench.util import sha256_file
 
@@ -40,10 +41,20 @@ def model_dir(card: DetectorCard) -> Path:
 
 
 def packaged_dir() -> Path:
-    """Weights that ship inside the package (the open ArtifactNet trained on the demo bench)."""
+    """Weights that ship inside the package (the open ArtifactNet trained on the demo bench),
+    with that model's card."""
     from importlib import resources
 
     return Path(str(resources.files("artifactbench.data") / "models"))
+
+
+def data_folder(name: str) -> Path:
+    """A data folder at the top of the checkout (`baselines`, `runners`, `reports`), installed as
+    the package `artifactbench.data.NAME`: the checkout's own folder in an editable install, the
+    installed copy otherwise, so one lookup serves both."""
+    from importlib import resources
+
+    return Path(str(resources.files(f"artifactbench.data.{name}")))
 
 
 def encoder_dir(encoder: EncoderRef) -> Path:
@@ -180,10 +191,6 @@ def files_sha256(files: dict[str, Path]) -> str:
     for name in sorted(files):
         h.update(f"{name}:{cached_sha256(files[name])}\n".encode())
     return h.hexdigest()
-
-
-class FetchError(Exception):
-    """A fetch that cannot complete here; the message says what is needed."""
 
 
 def fetch_model(card: DetectorCard, source: str | None = None) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from artifactbench.audio.encode import encode_audio
 from artifactbench.audio.pool import decode_track
 from artifactbench.benches import BenchOptions
 from artifactbench.benches import artifactbench as ab
+from artifactbench.benches.artifactbench import binding
 from artifactbench.benches.base import ResolveError, _row_group_audio
 from tests.conftest import RATE, music
 
@@ -380,13 +381,13 @@ def test_v2_sha_index_is_cached_between_loads(
         (root / f"{i}.flac").write_bytes(blob)
     manifest = _manifest(tmp_path / "v2.json", {"tracks": _v2_rows(blobs)})
     hashed: list[Path] = []
-    original = ab._sha256_file
+    original = binding._sha256_file
 
     def counting(file: Path) -> str | None:
         hashed.append(file)
         return original(file)
 
-    monkeypatch.setattr(ab, "_sha256_file", counting)
+    monkeypatch.setattr(binding, "_sha256_file", counting)
     ab.load_artifactbench(manifest, _options(root))
     assert len(hashed) == 2
     bench = ab.load_artifactbench(manifest, _options(root))
@@ -441,7 +442,7 @@ def test_v2_sha_rows_are_hashed_only_when_needed(
     (root / "a.flac").write_bytes(_clip(50))
     rows = [_v1_row("a", "a.flac", "udio_extra", "ai") | {"protocol_split": "test"}]
     manifest = _manifest(tmp_path / "v2.json", {"tracks": rows})
-    monkeypatch.setattr(ab, "_hash_files", lambda *a: pytest.fail("hashed without need"))
+    monkeypatch.setattr(binding, "_hash_files", lambda *a: pytest.fail("hashed without need"))
     bench = ab.load_artifactbench(manifest, _options(root))
     assert bench.tracks[0].read_bytes() == _clip(50)
 

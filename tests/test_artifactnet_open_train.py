@@ -20,7 +20,8 @@ from artifactbench.experiments.artifactnet_open.ablate import (
     UNBOUNDED,
     compare_mask_bound,
 )
-from artifactbench.experiments.artifactnet_open.train import Schedule, train, train_twin
+from artifactbench.experiments.artifactnet_open.train import Schedule, train
+from artifactbench.experiments.artifactnet_open.twin import train_twin
 
 TINY = Schedule(
     segments_per_track=1,

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from scipy import signal
 
-from artifactbench.benches import artifacts, synth
-from artifactbench.benches.synth import RATE, synthesize, tape_vintage
+from artifactbench.benches.demo import artifacts, synth
+from artifactbench.benches.demo.synth import RATE, synthesize, tape_vintage
 
 
 @pytest.fixture(scope="module")

@@ -175,9 +175,9 @@ def test_first_fetch_records_commit_and_sha256_and_loading_refuses_changed_bytes
     assert record["pins"] == {"model.onnx": "recorded"}
     assert [c["revision"] for c in fake_hub if "name" in c] == [RESOLVED, RESOLVED]
     assert assets.file_pins(card)["model.onnx"] == (_sha(served), "recorded")
-    from artifactbench.cli import _card_details
+    from artifactbench.detectors.details import card_details
 
-    (weights,) = [line for line in _card_details(card) if line.startswith("weights:")]
+    (weights,) = [line for line in card_details(card) if line.startswith("weights:")]
     assert f"someone/tiny@main (resolved to {RESOLVED} at first fetch)" in weights
 
     (folder / "model.onnx").write_bytes(b"tampered weights")
@@ -262,32 +262,32 @@ def test_offline_fetch_of_an_unfetched_model_says_it_is_not_cached(
 def test_models_details_says_where_each_pin_comes_from_and_lists_cached_fits(
     tmp_path: Path, file_bench
 ) -> None:
-    from artifactbench.cli import _card_details
+    from artifactbench.detectors.details import card_details
     from artifactbench.detectors.fakeprint import FakeprintFit
     from artifactbench.detectors.registry import cards
     from artifactbench.runner import fit_plan
 
     card = _card(repo=None, files=[{"name": "head.pth"}, {"name": "extra.bin"}])
-    assert "not pinned yet" in " ".join(_card_details(card))
+    assert "not pinned yet" in " ".join(card_details(card))
     source = tmp_path / "src"
     source.mkdir()
     (source / "head.pth").write_bytes(b"head")
     (source / "extra.bin").write_bytes(b"extra")
     assets.fetch_model(card, str(source))
-    (weights,) = [line for line in _card_details(card) if line.startswith("weights:")]
+    (weights,) = [line for line in card_details(card) if line.startswith("weights:")]
     assert f"head.pth sha256 {_sha(b'head')[:12]} (recorded at first fetch)" in weights
     assert f"extra.bin sha256 {_sha(b'extra')[:12]} (recorded at first fetch)" in weights
     shipped = cards()["artifactnet-open-demo"]
-    assert "(pinned by the card)" in " ".join(_card_details(shipped))
+    assert "(pinned by the card)" in " ".join(card_details(shipped))
 
     fakeprint = cards()["fakeprint"]
-    assert any("none yet" in line for line in _card_details(fakeprint))
+    assert any("none yet" in line for line in card_details(fakeprint))
     plan = fit_plan(fakeprint, file_bench, workers=0)
     assert plan is not None
     fit = FakeprintFit((0.1, -0.2), 0.3, 44100, plan.record)
     plan.cache_path.parent.mkdir(parents=True, exist_ok=True)
     plan.cache_path.write_text(fit.to_json())
-    (listed,) = [line for line in _card_details(fakeprint) if line.startswith("cached fit:")]
+    (listed,) = [line for line in card_details(fakeprint) if line.startswith("cached fit:")]
     assert str(plan.cache_path) in listed and f"bench {file_bench.name}" in listed
     assert f"{plan.record['n_train_tracks']} tracks" in listed
     assert FakeprintFit.from_file(plan.cache_path).coef == (0.1, -0.2)

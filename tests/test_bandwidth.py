@@ -211,7 +211,7 @@ def test_unknown_model_lists_the_valid_ones():
     with pytest.raises(ValueError, match="hpss, artifactnet-open, demucs") as err:
         residual_model("spleeter")
     assert "'spleeter'" in str(err.value)
-    assert RESIDUAL_MODELS == ("hpss", "artifactnet-open", "demucs")
+    assert tuple(RESIDUAL_MODELS) == ("hpss", "artifactnet-open", "demucs")
 
 
 def test_demucs_without_weights_is_unavailable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):

@@ -286,3 +286,50 @@ def test_models_details_counts_the_open_artifactnet(tmp_path: Path) -> None:
     counted = next(line for line in lines[demo:] if "counted:" in line)
     assert counts(counted) == [199113, 26385, 225498]
     assert "threshold 0.5" in done.stdout
+
+
+def test_command_line_choices_are_the_library_registries() -> None:
+    """Choices the command line lists are the registries' keys, so neither can drift."""
+    from artifactbench.audio.transforms import CODECS
+    from artifactbench.cli.experiments import Teacher
+    from artifactbench.cli.scoring import Engine
+    from artifactbench.experiments.artifactnet_open.train import TEACHERS
+    from artifactbench.experiments.bandwidth.measure import RESIDUAL_MODELS
+    from artifactbench.runner import ENGINES
+
+    assert [e.value for e in Engine] == list(ENGINES)
+    assert [t.value for t in Teacher] == list(TEACHERS)
+    bandwidth = subprocess.run(
+        [*python_cli(), "bandwidth", "--residual", "nope"],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert bandwidth.returncode == 2
+    assert f"choose from: {', '.join(RESIDUAL_MODELS)}" in bandwidth.stderr
+    codec = subprocess.run(
+        [*python_cli(), "codec", "--codecs", "nope"],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert codec.returncode == 2 and f"choose from: {', '.join(CODECS)}" in codec.stderr
+
+
+def test_reproduce_and_run_recipe_refuse_in_one_line_with_what_to_do(tmp_path: Path) -> None:
+    """`reproduce NAME` and `run --recipe NAME` share one path: an unknown recipe lists the
+    recipes, missing assets list the fetch commands (nothing written), and only the options
+    typed on the command line override a recipe (run's own defaults are not choices)."""
+    from artifactbench.recipes import RECIPES
+
+    unknown = cli("reproduce", "nope", cwd=tmp_path)
+    assert unknown.returncode == 2 and len(unknown.stderr.splitlines()) == 1, unknown.stderr
+    assert all(name in unknown.stderr for name in RECIPES)
+    recipes = (["reproduce", "table-vi-artifactbench"], ["run", "--recipe", "appendix-b-ablation"])
+    for args in recipes:
+        done = cli(*args, "--out", "out", cwd=tmp_path)
+        assert done.returncode == 2, done.stderr
+        (line,) = done.stderr.splitlines()
+        assert "artifactbench fetch bench artifactbench" in line, line
+        assert not (tmp_path / "out").exists()
+    typed = cli("run", "--recipe", "appendix-b-ablation", "--limit", "3", cwd=tmp_path)
+    assert typed.returncode == 2
+    assert "recipe appendix-b-ablation takes no setting limit" in typed.stderr
+    models = cli("run", "--recipe", "demo", "--models", "nope", cwd=tmp_path)
+    assert models.returncode == 2 and "unknown model 'nope'" in models.stderr

@@ -19,7 +19,8 @@ from scipy import signal
 from artifactbench.audio import encode as codecs
 from artifactbench.benches import demo
 from artifactbench.benches.base import Bench, Track
-from artifactbench.benches.synth import RATE
+from artifactbench.benches.demo import generate
+from artifactbench.benches.demo.synth import RATE
 
 SIZE = {"tracks_per_subset": 2, "seconds": (2.0, 3.0)}
 
@@ -288,14 +289,14 @@ def test_build_refuses_a_non_empty_target(built: Path) -> None:
 def test_interrupted_build_leaves_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     calls = []
 
-    def fail_on_third(self: demo._ShardWriter, row: dict) -> None:
+    def fail_on_third(self: generate._ShardWriter, row: dict) -> None:
         calls.append(row["track_id"])
         if len(calls) == 3:
             raise KeyboardInterrupt
         original(self, row)
 
-    original = demo._ShardWriter.add
-    monkeypatch.setattr(demo._ShardWriter, "add", fail_on_third)
+    original = generate._ShardWriter.add
+    monkeypatch.setattr(generate._ShardWriter, "add", fail_on_third)
     with pytest.raises(KeyboardInterrupt):
         demo.build_demo_bench(tmp_path / "bench", seed=0, workers=2, **SIZE)
     assert list(tmp_path.iterdir()) == []

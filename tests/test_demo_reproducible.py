@@ -20,7 +20,7 @@ import pytest
 
 from artifactbench.audio import encode as codecs
 from artifactbench.benches import demo
-from artifactbench.benches.synth import RATE, synthesize
+from artifactbench.benches.demo.synth import RATE, synthesize
 
 SECONDS = (2.0, 3.0)
 CHEAP = [name for name in demo.DEMO_SUBSETS if name != "ai_rvq_deep"]  # its codec takes ~20 s
@@ -53,9 +53,10 @@ _RENDER = """
 import hashlib, json, sys
 import numpy as np
 from artifactbench.benches import demo
+from artifactbench.benches.demo.subsets import _fit_model
 out = {}
 for name in sys.argv[1].split(","):
-    model = demo._fit_model(0, name)
+    model = _fit_model(0, name)
     _, audio, _ = demo.render_track(0, name, 0, tuple(json.loads(sys.argv[2])), model)
     spec = demo.DEMO_SUBSETS[name]
     data = demo.encode_track(audio, spec)

@@ -13,15 +13,15 @@ from artifactbench.benches.base import Bench
 from artifactbench.detectors.registry import resolve_models
 from artifactbench.predictions import META_KEY, PredictionsError
 from artifactbench.reports.data import canonical
-from artifactbench.reports.leaderboard.build import (
+from artifactbench.reports.format import FAIL_MARK
+from artifactbench.reports.leaderboard import (
     IncompatibleRuns,
-    _verdict,
     build_leaderboard,
     leaderboard_markdown,
     load_run,
     write_leaderboard,
 )
-from artifactbench.reports.tables import FAIL_MARK
+from artifactbench.reports.leaderboard.build import _verdict
 from artifactbench.runner import RunOptions, run
 from tests.conftest import PLUGINS, make_file_bench
 

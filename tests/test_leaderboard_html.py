@@ -29,14 +29,15 @@ import pytest
 
 from artifactbench.analysis.metrics import as_positive
 from artifactbench.reports.data import canonical
-from artifactbench.reports.leaderboard.build import (
+from artifactbench.reports.format import FAIL_MARK
+from artifactbench.reports.leaderboard import (
     F1_GRID,
     build_leaderboard,
+    leaderboard_html,
     load_run,
+    subset_groups,
     write_leaderboard,
 )
-from artifactbench.reports.leaderboard.html import leaderboard_html, subset_groups
-from artifactbench.reports.tables import FAIL_MARK
 from tests.test_leaderboard import make_two_runs
 
 CHROMIUM = next(

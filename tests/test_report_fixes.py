@@ -16,8 +16,9 @@ from rich.console import Console
 from sklearn.metrics import roc_curve
 
 from artifactbench import cli
+from artifactbench.analysis.diagnostics import operating_points
 from artifactbench.analysis.metrics import binary_metrics
-from artifactbench.analysis.stats import delong_test, mcnemar_test, operating_points
+from artifactbench.analysis.stats import delong_test, mcnemar_test
 from artifactbench.reports import plots, write_reports
 from artifactbench.reports.console import print_run, variant_tables
 from artifactbench.reports.data import canonical, json_text

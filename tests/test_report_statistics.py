@@ -10,13 +10,14 @@ import pandas as pd
 import pytest
 from sklearn.metrics import brier_score_loss, roc_auc_score
 
+from artifactbench.analysis.diagnostics import operating_points
 from artifactbench.analysis.metrics import CI_METRICS, bootstrap_intervals, compute_metrics
 from artifactbench.analysis.stats import (
     delong_test,
     mcnemar_test,
-    operating_points,
     paired_bootstrap,
 )
+from artifactbench.reports.plots import plot_reliability
 from artifactbench.reports.statistics import (
     build_statistics,
     calibration_table,
@@ -24,9 +25,8 @@ from artifactbench.reports.statistics import (
     model_intervals,
     operating_points_table,
     paired_comparisons,
-    plot_reliability,
-    statistics_markdown,
 )
+from artifactbench.reports.statistics_markdown import statistics_markdown
 
 THR = 0.5
 RESAMPLES = 200

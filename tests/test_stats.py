@@ -9,15 +9,14 @@ import pytest
 from scipy import stats as sps
 from sklearn.metrics import brier_score_loss, roc_auc_score
 
+from artifactbench.analysis.diagnostics import calibration, operating_points
 from artifactbench.analysis.metrics import bootstrap_intervals
 from artifactbench.analysis.stats import (
     _strata,
     _stratified_weights,
-    calibration,
     cluster_bootstrap_intervals,
     delong_test,
     mcnemar_test,
-    operating_points,
     paired_bootstrap,
 )
 

@@ -1,4 +1,5 @@
-"""Paired comparisons of two detectors and single-model diagnostics: pure functions, no I/O.
+"""Paired comparisons of two detectors and clustered intervals: pure functions, no I/O
+(single-model diagnostics are in :mod:`artifactbench.analysis.diagnostics`).
 
 A leaderboard gap between two detectors scored on the same tracks is only worth reporting when
 it survives the sampling noise of the track set, and that noise is shared: both models saw the
@@ -18,7 +19,6 @@ Conventions, shared with :mod:`artifactbench.analysis.metrics`:
 
 from __future__ import annotations
 
-from fractions import Fraction
 from typing import Any
 
 import numpy as np
@@ -29,14 +29,11 @@ from artifactbench.analysis.metrics import (
     _CHUNK_CELLS,
     BOOTSTRAP_RESAMPLES,
     CI_LEVEL,
-    FPR_TARGET,
-    _cumulative,
     _resample_counts,
     _weighted_auc,
     as_positive,
     bootstrap_intervals,
     confusion,
-    f1_curve,
     rates,
 )
 
@@ -47,7 +44,7 @@ TIES = "called AI when prob >= threshold: tracks tied at a threshold are called 
 _CONSTANT_TOL = 1e-12
 
 
-def _finite(y: Any, *probs: Any) -> tuple[np.ndarray, list[np.ndarray], np.ndarray]:
+def finite_rows(y: Any, *probs: Any) -> tuple[np.ndarray, list[np.ndarray], np.ndarray]:
     """Labels and probs restricted to tracks where every prob is finite, plus that mask."""
     labels = as_positive(y)
     if labels.ndim != 1:
@@ -62,7 +59,7 @@ def _finite(y: Any, *probs: Any) -> tuple[np.ndarray, list[np.ndarray], np.ndarr
     return labels[keep], [arr[keep] for arr in arrays], keep
 
 
-def _class_counts(y: np.ndarray, keep: np.ndarray) -> dict[str, int]:
+def class_counts(y: np.ndarray, keep: np.ndarray) -> dict[str, int]:
     return {
         "n": int(y.size),
         "n_excluded": int((~keep).sum()),
@@ -181,7 +178,7 @@ def paired_bootstrap(
         raise ValueError("resamples must be at least 1")
     if not 0 < level < 1:
         raise ValueError("level must lie strictly between 0 and 1")
-    labels, (pa, pb), keep = _finite(y, prob_a, prob_b)
+    labels, (pa, pb), keep = finite_rows(y, prob_a, prob_b)
     ids = _cluster_array(clusters, keep.size)
     if ids is not None:
         ids = ids[keep]
@@ -212,7 +209,7 @@ def paired_bootstrap(
         done += reps
     method = "paired percentile bootstrap, resampled within each label"
     return {
-        **_class_counts(labels, keep),
+        **class_counts(labels, keep),
         "threshold": float(threshold),
         "seed": int(seed),
         "resamples": int(resamples),
@@ -295,9 +292,9 @@ def delong_test(y: Any, prob_a: Any, prob_b: Any) -> dict[str, Any]:
     Keys: n, n_excluded, n_ai, n_real, auc_a, auc_b, difference, variance, se, z, p, reason,
     method.
     """
-    labels, (pa, pb), keep = _finite(y, prob_a, prob_b)
+    labels, (pa, pb), keep = finite_rows(y, prob_a, prob_b)
     out: dict[str, Any] = {
-        **_class_counts(labels, keep),
+        **class_counts(labels, keep),
         "auc_a": None,
         "auc_b": None,
         "difference": None,
@@ -392,141 +389,4 @@ def mcnemar_test(y: Any, pred_a: Any, pred_b: Any) -> dict[str, Any]:
         "chi2": None if chi2 is None else float(chi2),
         "p_chi2": p_chi2,
         "method": "McNemar, exact binomial p; chi-square with continuity correction secondary",
-    }
-
-
-# --- operating points -----------------------------------------------------------------------
-
-
-def _point(y: np.ndarray, prob: np.ndarray, threshold: float, chosen: bool) -> dict[str, Any]:
-    """Counts and rates of the calls ``prob >= threshold``."""
-    counts = confusion(y, prob >= threshold)
-    r = rates(**counts)
-    return {
-        "threshold": float(threshold),
-        "tpr": r["recall"],
-        "fpr": r["fpr"],
-        "precision": r["precision"],
-        "f1": r["f1"],
-        **counts,
-        "chosen_on_evaluated_data": chosen,
-    }
-
-
-def _impossible(reason: str) -> dict[str, Any]:
-    return {"impossible": True, "reason": reason}
-
-
-def operating_points(y: Any, prob: Any, threshold: float) -> dict[str, Any]:
-    """One model's metrics at its run threshold and at two thresholds read off the data.
-
-    - ``at_threshold``: the run's own threshold, the only honest figure of the three.
-    - ``best_f1``: the threshold maximising F1 over the candidates (the distinct finite probs
-      plus +inf); among equal F1 the highest threshold wins (fewest AI calls). Chosen on the
-      evaluated tracks, so it is optimistic: a diagnostic of how far the run threshold is
-      from this model's best, never a score to rank by.
-    - ``at_fpr05``: the lowest candidate threshold whose FPR <= 5% (decided on integer counts,
-      so 1 false positive in 20 real tracks qualifies), which maximises TPR under that bound.
-      Predicting nothing as AI (+inf) always has FPR 0, so the point must call at least one
-      track AI; when no such threshold exists (e.g. every real track scores the maximum)
-      it is ``{"impossible": True}``. It too is chosen on the evaluated data. Unlike
-      ``metrics.binary_metrics``'s ``threshold_at_fpr05``, a reject-everything answer is not
-      reported as TPR 0.
-
-    With no finite prob at all (e.g. every track failed) both chosen points are impossible
-    with the reason ``no scored tracks``, not a reason about one class.
-
-    Ties: a track is called AI when ``prob >= t``, so tracks tied at a score are always on the
-    same side and the FPR can only move in steps of whole tie groups.
-
-    Keys: n, n_excluded, n_ai, n_real, ties, fpr_target, at_threshold, best_f1, at_fpr05; each
-    point has threshold, tpr, fpr, precision, f1, tp, fp, tn, fn, chosen_on_evaluated_data, or
-    impossible and reason.
-    """
-    labels, (p,), keep = _finite(y, prob)
-    out: dict[str, Any] = {
-        **_class_counts(labels, keep),
-        "ties": TIES,
-        "fpr_target": FPR_TARGET,
-        "at_threshold": _point(labels, p, threshold, chosen=False),
-    }
-    n_ai, n_real = out["n_ai"], out["n_real"]
-    if n_ai == 0 and n_real == 0:
-        out["best_f1"] = _impossible("no scored tracks")
-        out["at_fpr05"] = _impossible("no scored tracks")
-        return out
-    if n_ai == 0:
-        out["best_f1"] = _impossible("no AI tracks: F1 is 0 or undefined at every threshold")
-    else:
-        candidates = np.r_[np.unique(p), np.inf]
-        f1 = f1_curve(labels, p, candidates)
-        best = int(np.flatnonzero(f1 == np.nanmax(f1))[-1])
-        out["best_f1"] = _point(labels, p, float(candidates[best]), chosen=True)
-    if n_ai == 0 or n_real == 0:
-        out["at_fpr05"] = _impossible("needs both AI and real tracks")
-        return out
-    # Distinct scores, descending, with the AI / real counts at or above each: every one of
-    # them calls at least one track AI, and the FPR only grows down the list.
-    scores, _, fps = _cumulative(labels, p)
-    bound = Fraction(FPR_TARGET).limit_denominator(10**6)
-    ok = np.flatnonzero(fps * bound.denominator <= bound.numerator * n_real)
-    if ok.size == 0:
-        out["at_fpr05"] = _impossible(
-            "no threshold that calls any track AI keeps the FPR within the target"
-        )
-    else:
-        out["at_fpr05"] = _point(labels, p, float(scores[ok[-1]]), chosen=True)
-    return out
-
-
-# --- calibration ----------------------------------------------------------------------------
-
-
-def calibration(y: Any, prob: Any, bins: int = 10) -> dict[str, Any]:
-    """Brier score, reliability table and expected calibration error (ECE) of finite probs.
-
-    A detector's prob is read as P(AI) by anyone setting a threshold, so whether 0.8 means
-    "AI four times in five" matters separately from ranking quality. Bins are equal-width over
-    [0, 1]: ``[k/bins, (k+1)/bins)``, the last one closed, so a prob on an inner edge goes to
-    the upper bin. ECE = sum over bins of (count / n) * |mean prob - observed AI fraction|.
-    Empty bins report ``None`` means and do not enter the ECE. Probs outside [0, 1] are
-    rejected: they are scores, not probabilities.
-
-    Keys: n, n_excluded, n_ai, n_real, brier, ece, bins (a list of lower, upper, count,
-    mean_prob, fraction_ai).
-    """
-    if int(bins) < 1:
-        raise ValueError("bins must be at least 1")
-    bins = int(bins)
-    labels, (p,), keep = _finite(y, prob)
-    if np.any((p < 0) | (p > 1)):
-        raise ValueError("probabilities must lie in [0, 1]")
-    edges = np.linspace(0.0, 1.0, bins + 1)
-    which = np.searchsorted(edges[1:-1], p, side="right")
-    counts = np.bincount(which, minlength=bins)
-    sum_p = np.bincount(which, weights=p, minlength=bins)
-    sum_y = np.bincount(which, weights=labels.astype(float), minlength=bins)
-    table = []
-    ece = 0.0
-    for k in range(bins):
-        count = int(counts[k])
-        mean_p = float(sum_p[k] / count) if count else None
-        frac = float(sum_y[k] / count) if count else None
-        if count:
-            ece += count / p.size * abs(mean_p - frac)
-        table.append(
-            {
-                "lower": float(edges[k]),
-                "upper": float(edges[k + 1]),
-                "count": count,
-                "mean_prob": mean_p,
-                "fraction_ai": frac,
-            }
-        )
-    n = int(p.size)
-    return {
-        **_class_counts(labels, keep),
-        "brier": float(np.mean((p - labels) ** 2)) if n else None,
-        "ece": float(ece) if n else None,
-        "bins": table,
     }

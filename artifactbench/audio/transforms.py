@@ -42,7 +42,6 @@ if TYPE_CHECKING:
 
 # Bump when a transform's implementation changes what it outputs: it is part of `chain_hash`.
 TRANSFORMS_VERSION = "transforms-v1"
-FORMS = "resample:RATE, lowpass:HZ, gain:DB, noise:SNR_DB, mp3-chain:N, codec:NAME, demucs"
 # The codec round trips of `artifactbench codec` (Table X): container/encoder and bitrate.
 CODECS: dict[str, tuple[str, int | None]] = {
     "wav": ("wav", None),
@@ -400,29 +399,48 @@ def _lowpass(text: str, arg: str) -> Transform:
     return Lowpass(hz)
 
 
-_PARSERS: dict[str, Callable[[str, str], Transform]] = {
-    "resample": _resample,
-    "lowpass": _lowpass,
-    "gain": lambda text, arg: Gain(_parse_number(text, arg, "DB")),
-    "noise": lambda text, arg: Noise(_parse_number(text, arg, "SNR_DB")),
-    "mp3-chain": lambda text, arg: Mp3Chain(_parse_int(text, arg, "N", 1, None)),
-    "codec": _codec,
+@dataclass(frozen=True)
+class TransformForm:
+    """How one transform is written: its argument's name (None: it takes none) and the parser
+    of `(spec text, argument)`."""
+
+    argument: str | None
+    parse: Callable[[str, str], Transform]
+
+
+# name -> form: every transform a spec may name, in the order errors list them.
+TRANSFORMS: dict[str, TransformForm] = {
+    "resample": TransformForm("RATE", _resample),
+    "lowpass": TransformForm("HZ", _lowpass),
+    "gain": TransformForm("DB", lambda text, arg: Gain(_parse_number(text, arg, "DB"))),
+    "noise": TransformForm("SNR_DB", lambda text, arg: Noise(_parse_number(text, arg, "SNR_DB"))),
+    "mp3-chain": TransformForm(
+        "N", lambda text, arg: Mp3Chain(_parse_int(text, arg, "N", 1, None))
+    ),
+    "codec": TransformForm("NAME", _codec),
+    "demucs": TransformForm(None, lambda text, arg: Demucs()),
 }
+FORMS = ", ".join(
+    f"{name}:{form.argument}" if form.argument else name for name, form in TRANSFORMS.items()
+)
+# Why a transform without an argument was given one.
+_NO_ARGUMENT = {"demucs": "set ARTIFACTBENCH_DEMUCS for its weights"}
 
 
 def parse_transform(text: str) -> Transform:
-    """One spec (`name:ARG`, or `demucs`); names are case-insensitive, spaces ignored."""
+    """One spec (`name:ARG`, or a name without argument); names are case-insensitive, spaces
+    ignored."""
     name, colon, arg = text.strip().partition(":")
     name, arg = name.strip().lower(), arg.strip()
-    if name == "demucs":
-        if colon:
-            raise _bad(text, "demucs takes no argument (set ARTIFACTBENCH_DEMUCS for its weights)")
-        return Demucs()
-    if name not in _PARSERS:
+    if name not in TRANSFORMS:
         raise ValueError(f"unknown transform {text.strip()!r}; choose from: {FORMS}")
-    if not arg:
+    form = TRANSFORMS[name]
+    if form.argument is None and colon:
+        why = f" ({_NO_ARGUMENT[name]})" if name in _NO_ARGUMENT else ""
+        raise _bad(text, f"{name} takes no argument{why}")
+    if form.argument is not None and not arg:
         raise _bad(text, f"{name} needs an argument")
-    return _PARSERS[name](text.strip(), arg)
+    return form.parse(text.strip(), arg)
 
 
 def parse_transforms(specs: Sequence[str] | str) -> list[Transform]:

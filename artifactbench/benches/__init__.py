@@ -1,7 +1,18 @@
-"""Bench sources by name: `demo` (embedded, generated on first use), `folder:PATH`,
-`artifactbench` (fetched from the hub) or `artifactbench:PATH`, and `sonics:PATH`.
+"""Bench sources by name, and the one registry of them (`BENCH_SOURCES`):
 
-`BENCH_SOURCES` is the one list of them: `--bench` choices and `artifactbench benches` both read it.
+- `demo`: the embedded demo bench (synthesized music, real and through AI-generator mechanisms),
+  generated into the cache on first use;
+- `folder:PATH`: your own audio, PATH/manifest.csv or PATH/ai and PATH/real;
+- `artifactbench`: ArtifactBench from the Hugging Face hub, fetched once into the cache
+  (`artifactbench fetch bench artifactbench`), then read offline;
+- `artifactbench:PATH`: a local copy of ArtifactBench, its parquet shards or a v1/v2 manifest;
+- `sonics:PATH`: the SONICS release folder, its split CSVs and audio folders.
+
+Each entry carries its opener, what it needs, a check of whether it is ready here, and its fetcher
+if it has one. `open_bench` dispatches through it, and everything that lists sources reads it:
+`BENCH_CHOICES`, `bench_spec_help()` (the `--bench` help), `fetchable_benches()` and
+`fetch_bench_source` (`fetch bench`), and `artifactbench benches`. The openers import their
+source's module lazily, so naming the sources costs no heavy import.
 """
 
 from __future__ import annotations
@@ -14,46 +25,76 @@ from pathlib import Path
 from artifactbench.benches.base import Bench, BenchOptions
 from artifactbench.progress import ProgressHook
 
+__all__ = [
+    "BENCH_CHOICES",
+    "BENCH_SOURCES",
+    "Bench",
+    "BenchOptions",
+    "BenchSource",
+    "UnknownBench",
+    "artifactbench_status",
+    "bench_spec_help",
+    "demo_status",
+    "fetch_bench_source",
+    "fetchable_benches",
+    "open_bench",
+]
+
 
 class UnknownBench(ValueError):
     """A bench spec that names no source; the message lists the valid forms."""
 
 
-def open_bench(
-    spec: str, options: BenchOptions | None = None, progress: ProgressHook | None = None
-) -> Bench:
-    """Resolve a `--bench` value to a Bench (metadata only; no audio is read). `progress`
-    follows the demo bench's generation on first use."""
-    options = options or BenchOptions()
-    name, _, arg = spec.partition(":")
-    if name == "demo" and not arg:
-        from artifactbench.benches.demo import load_demo_bench
+# (the text after "name:", or "" when none; options; progress) -> the bench
+Opener = Callable[[str, BenchOptions, ProgressHook | None], Bench]
 
-        return load_demo_bench(progress=progress)
-    if name == "folder" and arg:
-        from artifactbench.benches.folder import load_folder_bench
 
-        path = Path(arg).expanduser()
-        if not path.is_dir():
-            raise UnknownBench(f"bench folder not found: {path}")
-        return load_folder_bench(path)
-    if name == "artifactbench":
-        from artifactbench.benches.artifactbench import load_artifactbench
+@dataclass(frozen=True)
+class BenchSource:
+    """One `--bench` form: how to open it, what it needs, whether it is ready here, and how to
+    fetch it when it can be fetched (`fetch(revision)` -> where it was fetched to)."""
 
-        path = Path(arg).expanduser() if arg else None
-        if path is not None and not path.exists():
-            raise UnknownBench(f"ArtifactBench path not found: {path}")
-        return load_artifactbench(path, options)
-    if name == "sonics" and arg:
-        from artifactbench.benches.sonics import load_sonics_bench
+    open: Opener
+    needs: str
+    status: Callable[[], str]
+    fetch: Callable[[str | None], Path] | None = None
 
-        path = Path(arg).expanduser()
-        if not path.is_dir():
-            raise UnknownBench(f"SONICS folder not found: {path}")
-        return load_sonics_bench(path, options)
-    close = difflib.get_close_matches(name, [c.split(":")[0] for c in BENCH_CHOICES], n=1)
-    hint = f" (did you mean {close[0]!r}?)" if close and close[0] != name else ""
-    raise UnknownBench(f"unknown bench {spec!r}{hint}; choose from: {', '.join(BENCH_CHOICES)}")
+    @property
+    def fetchable(self) -> bool:
+        return self.fetch is not None
+
+
+def _open_demo(arg: str, options: BenchOptions, progress: ProgressHook | None) -> Bench:
+    from artifactbench.benches.demo import load_demo_bench
+
+    return load_demo_bench(progress=progress)
+
+
+def _open_folder(arg: str, options: BenchOptions, progress: ProgressHook | None) -> Bench:
+    from artifactbench.benches.folder import load_folder_bench
+
+    path = Path(arg).expanduser()
+    if not path.is_dir():
+        raise UnknownBench(f"bench folder not found: {path}")
+    return load_folder_bench(path)
+
+
+def _open_artifactbench(arg: str, options: BenchOptions, progress: ProgressHook | None) -> Bench:
+    from artifactbench.benches.artifactbench import load_artifactbench
+
+    path = Path(arg).expanduser() if arg else None
+    if path is not None and not path.exists():
+        raise UnknownBench(f"ArtifactBench path not found: {path}")
+    return load_artifactbench(path, options)
+
+
+def _open_sonics(arg: str, options: BenchOptions, progress: ProgressHook | None) -> Bench:
+    from artifactbench.benches.sonics import load_sonics_bench
+
+    path = Path(arg).expanduser()
+    if not path.is_dir():
+        raise UnknownBench(f"SONICS folder not found: {path}")
+    return load_sonics_bench(path, options)
 
 
 def demo_status() -> str:
@@ -68,62 +109,106 @@ def demo_status() -> str:
 
 def artifactbench_status() -> str:
     """Whether ArtifactBench is fetched into the cache, and at which commit, without reading it."""
-    from artifactbench.benches.artifactbench import (
-        DEFAULT_REVISION,
-        FETCH_COMMAND,
-        FetchError,
-        _fetched_snapshot,
-        _read_record,
-        default_cache,
-    )
+    from artifactbench.benches.artifactbench import default_cache, fetch_status
 
-    cache = default_cache()
-    ready = []
-    for revision in sorted(_read_record(cache).get("revisions") or {}):
-        try:
-            path, commit = _fetched_snapshot(
-                cache, None if revision == DEFAULT_REVISION else revision
-            )
-        except FetchError:
-            continue
-        flag = "" if revision == DEFAULT_REVISION else f" (--revision {revision})"
-        ready.append(f"{revision}{flag} at commit {(commit or 'unresolved')[:12]} in {path}")
-    if not ready:
-        return f"not fetched: run `{FETCH_COMMAND}` once (the Hugging Face hub must be reachable)"
-    return "ready: fetched " + "; ".join(ready)
+    return fetch_status(default_cache())
+
+
+def _fetch_artifactbench(revision: str | None) -> Path:
+    from artifactbench.benches.artifactbench import default_cache, fetch_artifactbench
+
+    return fetch_artifactbench(revision, default_cache())
 
 
 def _given_path() -> str:
     return "nothing to fetch: ready once PATH holds it"
 
 
-@dataclass(frozen=True)
-class BenchSource:
-    """One `--bench` form: what it needs, and a check of whether it is ready here."""
-
-    needs: str
-    status: Callable[[], str]
-
-
 BENCH_SOURCES: dict[str, BenchSource] = {
     "demo": BenchSource(
-        "nothing: synthetic tones with known labels, generated once into the cache", demo_status
+        open=_open_demo,
+        needs="nothing: synthetic tones with known labels, generated once into the cache",
+        status=demo_status,
     ),
     "folder:PATH": BenchSource(
-        "your own audio: PATH/manifest.csv, or PATH/ai and PATH/real", _given_path
+        open=_open_folder,
+        needs="your own audio: PATH/manifest.csv, or PATH/ai and PATH/real",
+        status=_given_path,
     ),
     "artifactbench": BenchSource(
-        "the Hugging Face dataset intrect/artifactbench (CC BY-NC 4.0), fetched once",
-        artifactbench_status,
+        open=_open_artifactbench,
+        needs="the Hugging Face dataset intrect/artifactbench (CC BY-NC 4.0), fetched once",
+        status=artifactbench_status,
+        fetch=_fetch_artifactbench,
     ),
     "artifactbench:PATH": BenchSource(
-        "a local copy: a folder of its parquet shards, or a v1/v2 manifest (.json) whose audio "
-        "is found under --audio-root DIR",
-        _given_path,
+        open=_open_artifactbench,
+        needs="a local copy: a folder of its parquet shards, or a v1/v2 manifest (.json) whose "
+        "audio is found under --audio-root DIR",
+        status=_given_path,
     ),
     "sonics:PATH": BenchSource(
-        "the SONICS release folder: its split CSVs with fake_songs/ and real_songs/ audio",
-        _given_path,
+        open=_open_sonics,
+        needs="the SONICS release folder: its split CSVs with fake_songs/ and real_songs/ audio",
+        status=_given_path,
     ),
 }
 BENCH_CHOICES = tuple(BENCH_SOURCES)
+
+
+def _source_for(name: str, arg: str) -> BenchSource | None:
+    """The entry for `name` with an argument (`name:PATH`) or without (`name`)."""
+    for choice, source in BENCH_SOURCES.items():
+        base, _, placeholder = choice.partition(":")
+        if base == name and bool(placeholder) == bool(arg):
+            return source
+    return None
+
+
+def open_bench(
+    spec: str, options: BenchOptions | None = None, progress: ProgressHook | None = None
+) -> Bench:
+    """Resolve a `--bench` value to a Bench (metadata only; no audio is read). `progress`
+    follows the demo bench's generation on first use."""
+    options = options or BenchOptions()
+    name, _, arg = spec.partition(":")
+    source = _source_for(name, arg)
+    if source is not None:
+        return source.open(arg, options, progress)
+    close = difflib.get_close_matches(name, [c.split(":")[0] for c in BENCH_CHOICES], n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close and close[0] != name else ""
+    raise UnknownBench(f"unknown bench {spec!r}{hint}; choose from: {', '.join(BENCH_CHOICES)}")
+
+
+def bench_spec_help() -> str:
+    """The `--bench` forms in one line, a source open with or without PATH written once:
+    `demo | folder:PATH | artifactbench[:PATH] | sonics:PATH`."""
+    forms: dict[str, list[str]] = {}
+    for choice in BENCH_SOURCES:
+        base, sep, placeholder = choice.partition(":")
+        forms.setdefault(base, []).append(sep + placeholder)
+    parts = []
+    for base, suffixes in forms.items():
+        args = [s for s in suffixes if s]
+        if "" in suffixes and args:
+            parts.extend(f"{base}[{a}]" for a in args)
+        else:
+            parts.extend(base + s for s in suffixes)
+    return " | ".join(parts)
+
+
+def fetchable_benches() -> tuple[str, ...]:
+    """The sources `fetch bench NAME` can download: `("artifactbench",)` today."""
+    return tuple(name for name, source in BENCH_SOURCES.items() if source.fetchable)
+
+
+def fetch_bench_source(name: str, revision: str | None = None) -> Path:
+    """Fetch the named source at `revision` (its default when None) into the cache and return
+    where it went; UnknownBench for a name that cannot be fetched. Fetch failures are the
+    source's own error (ArtifactBench: its `FetchError`)."""
+    source = BENCH_SOURCES.get(name)
+    if source is None or source.fetch is None:
+        raise UnknownBench(
+            f"cannot fetch bench {name!r}; choose from: {', '.join(fetchable_benches())}"
+        )
+    return source.fetch(revision)

@@ -6,7 +6,6 @@ import difflib
 import importlib
 import os
 from functools import cache
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -39,9 +38,12 @@ def card_from_dict(data: dict[str, Any]) -> DetectorCard:
 
 
 def card_dirs() -> list[Path]:
-    """The shipped `baselines/`, then any directories listed in `ARTIFACTBENCH_CARDS`."""
+    """The demo model's card beside its shipped weights, the published baselines (`baselines/`),
+    then any directories listed in `ARTIFACTBENCH_CARDS` (a later card of the same id wins)."""
+    from artifactbench.assets import data_folder, packaged_dir
+
     extra = [Path(p) for p in os.environ.get("ARTIFACTBENCH_CARDS", "").split(os.pathsep) if p]
-    return [Path(str(resources.files("artifactbench.data") / "baselines")), *extra]
+    return [packaged_dir(), data_folder("baselines"), *extra]
 
 
 @cache
@@ -133,3 +135,19 @@ def availability(card: DetectorCard) -> str:
     except Unavailable as exc:
         return f"not available: {exc}; fix: {exc.hint} (or pass --weights)"
     return "available"
+
+
+def fetchable_card(name: str) -> DetectorCard:
+    """The card `fetch model NAME` downloads; UnknownModel naming what can be fetched when NAME
+    is unknown, has nothing to download (saying why), or is more than one model."""
+    fetchable = fetchable_cards()
+    known = cards()
+    if name in known and name not in fetchable:
+        raise UnknownModel(
+            f"cannot fetch {name!r}: fetch one model with published weights "
+            f"({fetch_refusal(known[name])}); choose from: {', '.join(fetchable)}"
+        )
+    chosen = resolve_models(name, allow_all=False, among=fetchable)
+    if len(chosen) != 1:
+        raise UnknownModel(f"fetch one model at a time; choose from: {', '.join(fetchable)}")
+    return chosen[0]

@@ -13,7 +13,7 @@ from artifactbench.predictions import PredictionsError, read_predictions
 from artifactbench.reports.console import print_summary
 from artifactbench.reports.data import canonical, json_text, write_text
 from artifactbench.reports.paper import build_paper
-from artifactbench.reports.plots import plot_f1_threshold, plot_roc
+from artifactbench.reports.plots import plot_f1_threshold, plot_reliability, plot_roc
 from artifactbench.reports.robustness import (
     WAV,
     codec_markdown,
@@ -24,11 +24,8 @@ from artifactbench.reports.robustness import (
     variant_order,
     variants_markdown,
 )
-from artifactbench.reports.statistics import (
-    build_statistics,
-    plot_reliability,
-    statistics_markdown,
-)
+from artifactbench.reports.statistics import build_statistics
+from artifactbench.reports.statistics_markdown import statistics_markdown
 from artifactbench.reports.tables import error_summary, report_markdown, sanity_markdown
 
 __all__ = [
@@ -84,6 +81,12 @@ def build_results(
     sanity["split"] = metrics["split"]
     sanity["variant"] = variant
     return canonical(metrics), canonical(sanity)
+
+
+def sanity_text(predictions_path: Path) -> str:
+    """The sanity table of a run as markdown, from its predictions file alone."""
+    _, sanity = build_results(*read_predictions(predictions_path))
+    return sanity_markdown(sanity)
 
 
 def write_reports(

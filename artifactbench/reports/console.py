@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from artifactbench.reports.format import MISSING, fmt, interval
 from artifactbench.reports.robustness import (
     SPREAD_HEADERS,
     SUBSET_SPREAD_HEADERS,
@@ -26,7 +27,6 @@ from artifactbench.reports.robustness import (
     variant_rows,
     variants_title,
 )
-from artifactbench.reports.tables import fmt
 
 
 def _of_variant(results: dict[str, Any]) -> str:
@@ -45,9 +45,9 @@ def _metrics_table(metrics: dict[str, Any], sanity: dict[str, Any]) -> Table:
     for model, m in sorted(metrics["models"].items()):
         s = m["scored"]
         ci = s["ci"]["f1"]
-        span = "" if ci["low"] is None else f" [{fmt(ci['low'], 2)}-{fmt(ci['high'], 2)}]"
+        span = "" if ci["low"] is None else " " + interval(ci, 2, sep="-")
         verdict = sanity["models"].get(model)
-        fails = "n/a"
+        fails = MISSING
         if verdict is not None:
             colour = "red" if verdict["n_fail"] else "green"
             fails = f"[{colour}]{verdict['summary']}[/{colour}]"

@@ -1,4 +1,4 @@
-"""ROC and F1-against-threshold figures, drawn from scored tracks with the Agg canvas only.
+"""ROC, F1-against-threshold and reliability figures, drawn with the Agg canvas only.
 
 The object-oriented Figure API leaves pyplot's global backend alone, and PNG metadata is
 reduced to nothing so rebuilding a report changes as little as possible.
@@ -7,6 +7,7 @@ reduced to nothing so rebuilding a report changes as little as possible.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 import numpy as np
@@ -89,3 +90,53 @@ def plot_f1_threshold(preds: pd.DataFrame, threshold: float, path: Path) -> Path
         ax.legend(loc="lower left", fontsize=8)
         fig.tight_layout()
         return _save(fig, path)
+
+
+def plot_reliability(calibration: dict[str, dict[str, Any]], path: Path) -> Path:
+    """Reliability diagram: observed AI fraction against mean P(AI) per bin, one line per model
+    with the diagonal of perfect calibration, and the bin counts per model in a lower panel."""
+    path = Path(path)
+    models = sorted(calibration)
+    with matplotlib.rc_context(_STYLE):
+        fig = Figure(figsize=(5.5, 6.0))
+        grid = fig.add_gridspec(2, 1, height_ratios=(3, 1), hspace=0.08)
+        ax = fig.add_subplot(grid[0])
+        counts_ax = fig.add_subplot(grid[1], sharex=ax)
+        ax.plot([0, 1], [0, 1], color="0.6", lw=0.8, ls=":", label="perfectly calibrated")
+        width = 1.0 / max(1, len(models))
+        for i, model in enumerate(models):
+            block = calibration[model]
+            filled = [b for b in block["bins"] if b["count"]]
+            if not filled:
+                why = block.get("reason") or "no scored tracks"
+                ax.plot([], [], label=f"{model} (n/a: {why})")
+                continue
+            ece = block["ece"]
+            label = f"{model} (ECE {ece:.3f}, Brier {block['brier']:.3f})"
+            (line,) = ax.plot(
+                [b["mean_prob"] for b in filled],
+                [b["fraction_ai"] for b in filled],
+                marker="o",
+                ms=4,
+                lw=1.4,
+                label=label,
+            )
+            lows = np.array([b["lower"] for b in block["bins"]])
+            bin_width = np.array([b["upper"] - b["lower"] for b in block["bins"]])
+            counts_ax.bar(
+                lows + bin_width * i * width,
+                [b["count"] for b in block["bins"]],
+                width=bin_width * width,
+                align="edge",
+                color=line.get_color(),
+            )
+        ax.set(xlim=(0, 1), ylim=(-0.01, 1.01), ylabel="observed AI fraction")
+        ax.set_title("Reliability, scored tracks")
+        ax.tick_params(labelbottom=False)
+        ax.grid(alpha=0.3)
+        ax.legend(loc="upper left", fontsize=8)
+        counts_ax.set(xlabel="mean P(AI) in bin", ylabel="tracks")
+        counts_ax.grid(alpha=0.3, axis="y")
+        fig.subplots_adjust(left=0.13, right=0.97, top=0.94, bottom=0.09)
+        _save(fig, path)
+    return path

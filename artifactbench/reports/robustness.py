@@ -18,6 +18,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from artifactbench.analysis.metrics import as_positive, binary_metrics
+from artifactbench.reports.format import MISSING, fmt, signed
 from artifactbench.reports.plots import _STYLE, _save
 from artifactbench.reports.tables import md_table
 
@@ -125,10 +126,9 @@ def prob_spread(preds: pd.DataFrame, order: list[str]) -> dict[str, dict[str, An
     return out
 
 
-def _fmt(value: float | None, digits: int = 3, signed: bool = False) -> str:
-    if value is None:
-        return "n/a"
-    return f"{value:+.{digits}f}" if signed else f"{value:.{digits}f}"
+def _diff(value: float | None, digits: int = 3) -> str:
+    """A signed difference, a small negative one keeping its minus (``-0.000``)."""
+    return signed(value, digits, clean_zero=False)
 
 
 VARIANT_HEADERS = ["model", "variant", "F1", "ΔF1", "AUC", "ΔAUC", "TPR", "FPR", "failed / n"]
@@ -155,9 +155,9 @@ def variant_rows(
         for variant in variants:
             m = by_variant[variant]
             rows.append([
-                model, variant, _fmt(m["f1"]), _fmt(_delta(m["f1"], base.get("f1")), signed=True),
-                _fmt(m["auc"]), _fmt(_delta(m["auc"], base.get("auc")), signed=True),
-                _fmt(m["tpr"]), _fmt(m["fpr"]), f"{m['n_failed']} / {m['n']}",
+                model, variant, fmt(m["f1"]), _diff(_delta(m["f1"], base.get("f1"))),
+                fmt(m["auc"]), _diff(_delta(m["auc"], base.get("auc"))),
+                fmt(m["tpr"]), fmt(m["fpr"]), f"{m['n_failed']} / {m['n']}",
             ])  # fmt: skip
     return rows
 
@@ -187,8 +187,8 @@ def spread_title() -> str:
 def table_x_rows(table: list[dict]) -> list[list[str]]:
     """Cells of Table X, one row per (model, codec)."""
     return [
-        [r["model"], r["codec"], _fmt(r["ai_tpr"]), _fmt(r["real_fpr"]),
-         _fmt(r["delta_tpr_pp"], digits=1, signed=True), str(r["n_failed"])]
+        [r["model"], r["codec"], fmt(r["ai_tpr"]), fmt(r["real_fpr"]),
+         _diff(r["delta_tpr_pp"], digits=1), str(r["n_failed"])]
         for r in table
     ]  # fmt: skip
 
@@ -196,8 +196,8 @@ def table_x_rows(table: list[dict]) -> list[list[str]]:
 def spread_rows(spread: dict[str, dict[str, Any]]) -> list[list[str]]:
     """Cells of the P(AI) spread table, one row per model, with the codec sanity verdict."""
     return [
-        [model, str(s["n_tracks"]), _fmt(s["mean"]), _fmt(s["median"]), _fmt(s["p90"]),
-         _fmt(s["max"]), "n/a" if s["pass"] is None else ("PASS" if s["pass"] else "FAIL")]
+        [model, str(s["n_tracks"]), fmt(s["mean"]), fmt(s["median"]), fmt(s["p90"]),
+         fmt(s["max"]), MISSING if s["pass"] is None else ("PASS" if s["pass"] else "FAIL")]
         for model, s in spread.items()
     ]  # fmt: skip
 
@@ -205,8 +205,8 @@ def spread_rows(spread: dict[str, dict[str, Any]]) -> list[list[str]]:
 def subset_spread_rows(spread: dict[str, dict[str, Any]]) -> list[list[str]]:
     """Cells of the per-subset P(AI) spread table, one row per (model, subset)."""
     return [
-        [model, subset, str(s["n_tracks"]), _fmt(s["mean"]), _fmt(s["median"]), _fmt(s["p90"]),
-         _fmt(s["max"])]
+        [model, subset, str(s["n_tracks"]), fmt(s["mean"]), fmt(s["median"]), fmt(s["p90"]),
+         fmt(s["max"])]
         for model, block in spread.items()
         for subset, s in block["subsets"].items()
     ]  # fmt: skip

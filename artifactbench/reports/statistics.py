@@ -1,5 +1,4 @@
-"""Statistical sections of a report, from a predictions table alone: pure functions, no I/O
-(except :func:`plot_reliability`, which writes one PNG).
+"""Statistical sections of a report, from a predictions table alone: pure functions, no I/O.
 
 One row per (model, track), as ``predictions.parquet``. Every figure here is computed on each
 model's *scored* tracks (a failed track is excluded and counted), with AI as the positive class
@@ -11,29 +10,27 @@ and a track called AI when ``prob >= threshold``:
 - :func:`paired_comparisons`: every pair of models on the tracks both scored: paired bootstrap
   intervals of the F1 and AUC differences, DeLong's test of the AUC difference and McNemar's
   exact test of the calls at the threshold.
-- :func:`operating_points_table` and :func:`calibration_table` (with :func:`plot_reliability`).
+- :func:`operating_points_table` and :func:`calibration_table`.
 
 :func:`build_statistics` gathers them into one JSON-safe dict (``None`` for anything undefined,
-never NaN) and :func:`statistics_markdown` renders it. Rows are sorted by (model, bench,
-track_id) first, so nothing depends on the table's row order.
+never NaN); :mod:`~artifactbench.reports.statistics_markdown` renders it and
+:func:`~artifactbench.reports.plots.plot_reliability` draws its calibration. Rows are sorted by
+(model, bench, track_id) first, so nothing depends on the table's row order.
 """
 
 from __future__ import annotations
 
 from itertools import combinations
-from pathlib import Path
 from typing import Any
 
-import matplotlib
 import numpy as np
 import pandas as pd
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
 
+from artifactbench.analysis.diagnostics import calibration as calibration_of
+from artifactbench.analysis.diagnostics import operating_points
 from artifactbench.analysis.metrics import (
     BOOTSTRAP_RESAMPLES,
     CI_LEVEL,
-    CI_METRICS,
     FPR_TARGET,
     _weighted_auc,
     as_positive,
@@ -41,18 +38,14 @@ from artifactbench.analysis.metrics import (
     confusion,
     rates,
 )
-from artifactbench.analysis.stats import calibration as calibration_of
 from artifactbench.analysis.stats import (
     cluster_bootstrap_intervals,
     delong_test,
     mcnemar_test,
-    operating_points,
     paired_bootstrap,
 )
 from artifactbench.predictions import KEY, validate_predictions
 from artifactbench.reports.data import canonical
-from artifactbench.reports.tables import MISSING, fmt, format_p, md_table
-from artifactbench.util import write_atomic
 
 __all__ = [
     "CLUSTER_COLUMNS",
@@ -62,8 +55,6 @@ __all__ = [
     "model_intervals",
     "operating_points_table",
     "paired_comparisons",
-    "plot_reliability",
-    "statistics_markdown",
 ]
 
 # Columns that group tracks which are not independent evidence, in order of preference. Tracks
@@ -73,14 +64,7 @@ __all__ = [
 # that many independent tracks and gives intervals that are too narrow; resampling whole
 # clusters does not. ``lineage_id`` is the name ArtifactBench v2 manifests use for lineage.
 CLUSTER_COLUMNS: tuple[str, ...] = ("lineage", "lineage_id", "source")
-# Fewer clusters than this in a label stratum make cluster-bootstrap intervals coarse.
-FEW_CLUSTERS = 10
 CALIBRATION_BINS = 10
-_INTERVAL_NAMES = {
-    "f1": "F1", "precision": "precision", "recall": "recall", "fpr": "FPR", "auc": "AUC",
-}  # fmt: skip
-_STYLE = {"font.family": "DejaVu Sans", "font.size": 9}
-_PNG_META = {"Software": None}
 
 
 # --- table access ----------------------------------------------------------------------------
@@ -293,7 +277,7 @@ def paired_comparisons(
 
 
 def operating_points_table(preds: pd.DataFrame, threshold: float) -> dict[str, dict[str, Any]]:
-    """``stats.operating_points`` of each model; failed tracks are excluded
+    """``diagnostics.operating_points`` of each model; failed tracks are excluded
     (``n_excluded`` counts them). ``best_f1`` and ``at_fpr05`` are chosen on the evaluated
     tracks (``chosen_on_evaluated_data``), diagnostics rather than scores; a point that cannot
     exist is ``{"impossible": True, "reason": ...}``."""
@@ -308,7 +292,7 @@ def operating_points_table(preds: pd.DataFrame, threshold: float) -> dict[str, d
 def calibration_table(
     preds: pd.DataFrame, bins: int = CALIBRATION_BINS
 ) -> dict[str, dict[str, Any]]:
-    """``stats.calibration`` (Brier, ECE, equal-width bins) of each model on
+    """``diagnostics.calibration`` (Brier, ECE, equal-width bins) of each model on
     its scored tracks, plus ``reason`` (None, or why the probs cannot be read as probabilities,
     e.g. a score outside [0, 1]; then brier, ece and bins are None / empty)."""
     frame = _sorted(preds)
@@ -330,57 +314,6 @@ def calibration_table(
                 "reason": str(exc),
             }
     return out
-
-
-def plot_reliability(calibration: dict[str, dict[str, Any]], path: Path) -> Path:
-    """Reliability diagram: observed AI fraction against mean P(AI) per bin, one line per model
-    with the diagonal of perfect calibration, and the bin counts per model in a lower panel."""
-    path = Path(path)
-    models = sorted(calibration)
-    with matplotlib.rc_context(_STYLE):
-        fig = Figure(figsize=(5.5, 6.0))
-        grid = fig.add_gridspec(2, 1, height_ratios=(3, 1), hspace=0.08)
-        ax = fig.add_subplot(grid[0])
-        counts_ax = fig.add_subplot(grid[1], sharex=ax)
-        ax.plot([0, 1], [0, 1], color="0.6", lw=0.8, ls=":", label="perfectly calibrated")
-        width = 1.0 / max(1, len(models))
-        for i, model in enumerate(models):
-            block = calibration[model]
-            filled = [b for b in block["bins"] if b["count"]]
-            if not filled:
-                why = block.get("reason") or "no scored tracks"
-                ax.plot([], [], label=f"{model} (n/a: {why})")
-                continue
-            ece = block["ece"]
-            label = f"{model} (ECE {ece:.3f}, Brier {block['brier']:.3f})"
-            (line,) = ax.plot(
-                [b["mean_prob"] for b in filled],
-                [b["fraction_ai"] for b in filled],
-                marker="o",
-                ms=4,
-                lw=1.4,
-                label=label,
-            )
-            lows = np.array([b["lower"] for b in block["bins"]])
-            bin_width = np.array([b["upper"] - b["lower"] for b in block["bins"]])
-            counts_ax.bar(
-                lows + bin_width * i * width,
-                [b["count"] for b in block["bins"]],
-                width=bin_width * width,
-                align="edge",
-                color=line.get_color(),
-            )
-        ax.set(xlim=(0, 1), ylim=(-0.01, 1.01), ylabel="observed AI fraction")
-        ax.set_title("Reliability, scored tracks")
-        ax.tick_params(labelbottom=False)
-        ax.grid(alpha=0.3)
-        ax.legend(loc="upper left", fontsize=8)
-        counts_ax.set(xlabel="mean P(AI) in bin", ylabel="tracks")
-        counts_ax.grid(alpha=0.3, axis="y")
-        fig.subplots_adjust(left=0.13, right=0.97, top=0.94, bottom=0.09)
-        FigureCanvasAgg(fig)
-        write_atomic(path, lambda tmp: fig.savefig(tmp, format="png", dpi=120, metadata=_PNG_META))
-    return path
 
 
 # --- everything together ---------------------------------------------------------------------
@@ -423,181 +356,3 @@ def build_statistics(
         "calibration": calibration_table(preds, bins),
     }
     return canonical(result, decimals=None)
-
-
-# --- markdown --------------------------------------------------------------------------------
-
-
-def _ci(block: dict[str, Any] | None) -> str:
-    if not block or block.get("low") is None:
-        return MISSING
-    return f"[{fmt(block['low'])}, {fmt(block['high'])}]"
-
-
-def _with_ci(value: float | None, block: dict[str, Any] | None) -> str:
-    return f"{fmt(value)} {_ci(block)}"
-
-
-def _intervals_section(result: dict[str, Any], head: str) -> list[str]:
-    clusters = result["clusters"]
-    column = clusters["column"]
-    level = f"{result['level']:.0%}"
-    title = f"{head} Intervals ({level} bootstrap, {result['resamples']} resamples, "
-    title += "stratified by label" + (f", clusters: {column})" if column else ")")
-    text = (
-        f"Percentile intervals on each model's scored tracks (failed tracks excluded and "
-        f"counted), seed {result['seed']}; `replicates` counts the resamples where a metric is "
-        "defined."
-    )
-    if column:
-        text += (
-            f" Whole `{column}` clusters are drawn within each label "
-            f"({clusters['n_ai']} AI and {clusters['n_real']} real cluster(s) in all), because "
-            "tracks of one cluster are not independent evidence."
-        )
-        few = [v for v in (clusters["n_ai"], clusters["n_real"]) if v]
-        if few and min(few) < FEW_CLUSTERS:
-            text += f" With fewer than {FEW_CLUSTERS} clusters in a label the intervals are coarse."
-    headers = ["model", "scored", "failed"]
-    if column:
-        headers.append("clusters AI/real")
-    headers += [*(_INTERVAL_NAMES[m] for m in CI_METRICS), "replicates"]
-    rows = []
-    for model, m in sorted(result["intervals"].items()):
-        cells = [model, str(m["n_scored"]), str(m["n_failed"])]
-        if column:
-            n = m["n_clusters"] or {}
-            cells.append(f"{n.get('ai', 0)}/{n.get('real', 0)}")
-        cells += [_with_ci(m["point"][k], m["ci"][k]) for k in CI_METRICS]
-        finite = sorted({m["ci"][k]["n_finite"] for k in CI_METRICS})
-        cells.append("/".join(map(str, finite)))
-        rows.append(cells)
-    table = md_table(headers, rows, right=set(range(1, len(headers))))
-    return [title, "", text, "", table, ""]
-
-
-def _pairs_section(result: dict[str, Any], head: str) -> list[str]:
-    out = [f"{head} Paired comparisons", ""]
-    pairs = result["pairs"]
-    if not pairs:
-        n = len(result["models"])
-        out += [f"{n} model(s) in this run: no pair to compare.", ""]
-        return out
-    out += [
-        "Each pair on the tracks both models scored (a track either model failed on leaves "
-        "that pair). Differences are A - B with paired bootstrap intervals "
-        f"({result['resamples']} shared resamples"
-        + (
-            f", whole `{result['clusters']['column']}` clusters"
-            if result["clusters"]["column"]
-            else ""
-        )
-        + "); DeLong tests the AUC difference; McNemar's exact test compares the calls at "
-        f"threshold {result['threshold']:g} (b: only A right, c: only B right).",
-        "",
-    ]
-    headers = ["A", "B", "common", "dropped A/B", "F1 A - B", "AUC A - B", "DeLong p"]
-    headers += ["McNemar p", "b/c"]
-    rows = []
-    for pair in pairs:
-        cells = [pair["a"], pair["b"], str(pair["n_common"])]
-        cells.append(f"{pair['n_only_a']}/{pair['n_only_b']}")
-        if pair["bootstrap"] is None:
-            rows.append([*cells, *([MISSING] * 5)])
-            continue
-        boot, delong, mcn = pair["bootstrap"], pair["delong"], pair["mcnemar"]
-        cells += [
-            _with_ci(boot["f1"]["difference"], boot["f1"]),
-            _with_ci(boot["auc"]["difference"], boot["auc"]),
-            format_p(delong["p"]),
-            format_p(mcn["p"]),
-            f"{mcn['b']}/{mcn['c']}",
-        ]
-        rows.append(cells)
-    out += [md_table(headers, rows, right=set(range(2, len(headers)))), ""]
-    notes = []
-    for pair in pairs:
-        why = pair["reason"] or (pair["delong"] or {}).get("reason")
-        if why:
-            notes.append(f"- {pair['a']} vs {pair['b']}: {why}.")
-    if len(pairs) > 1:
-        notes.append(
-            f"- {len(pairs)} comparisons; the p-values are not corrected for multiplicity."
-        )
-    return out + ([*notes, ""] if notes else [])
-
-
-def _point_cells(point: dict[str, Any]) -> list[str]:
-    if point.get("impossible"):
-        return ["impossible", MISSING, MISSING, MISSING]
-    return [fmt(point["threshold"]), fmt(point["tpr"]), fmt(point["fpr"]), fmt(point["f1"])]
-
-
-def _operating_section(result: dict[str, Any], head: str) -> list[str]:
-    target = f"{result['fpr_target']:.0%}"
-    out = [
-        f"{head} Operating points",
-        "",
-        f"At the run threshold {result['threshold']:g}, at the F1-max threshold and at the lowest "
-        f"threshold with FPR <= {target}, on each model's scored tracks. The F1-max and "
-        f"FPR <= {target} thresholds are diagnostics chosen on the evaluated data (optimistic, "
-        "not scores to rank by); `impossible` marks a point no threshold reaches.",
-        "",
-    ]
-    headers = ["model", "n", "TPR @ run", "FPR @ run", "F1 @ run", "F1-max thr", "F1-max TPR"]
-    headers += ["F1-max FPR", "F1-max", f"FPR<={target} thr", f"TPR @{target}", f"FPR @{target}"]
-    headers.append(f"F1 @{target}")
-    rows = []
-    reasons = []
-    for model, ops in sorted(result["operating_points"].items()):
-        run = _point_cells(ops["at_threshold"])[1:]
-        cells = [model, str(ops["n"]), *run, *_point_cells(ops["best_f1"])]
-        cells += _point_cells(ops["at_fpr05"])
-        rows.append(cells)
-        for name, key in (("F1-max", "best_f1"), (f"FPR<={target}", "at_fpr05")):
-            if ops[key].get("impossible"):
-                reasons.append(f"- {model}, {name}: impossible ({ops[key]['reason']}).")
-    out += [md_table(headers, rows, right=set(range(1, len(headers)))), ""]
-    return out + ([*reasons, ""] if reasons else [])
-
-
-def _calibration_section(result: dict[str, Any], head: str, figure: str | None) -> list[str]:
-    blocks = result["calibration"]
-    n_bins = max((len(b["bins"]) for b in blocks.values()), default=0)
-    out = [
-        f"{head} Calibration",
-        "",
-        f"Whether P(AI) reads as a probability: Brier score (mean squared error) and expected "
-        f"calibration error over {n_bins} equal-width bins (ECE: bin-size weighted "
-        "|mean P(AI) - observed AI fraction|), on scored tracks. Lower is better for both.",
-        "",
-    ]
-    rows = []
-    for model, block in sorted(blocks.items()):
-        filled = sum(1 for b in block["bins"] if b["count"])
-        rows.append([model, str(block["n"]), fmt(block["brier"]), fmt(block["ece"]), str(filled)])
-    headers = ["model", "n", "Brier", "ECE", "non-empty bins"]
-    out += [md_table(headers, rows, right=set(range(1, len(headers)))), ""]
-    reasons = [f"- {m}: {b['reason']}." for m, b in sorted(blocks.items()) if b.get("reason")]
-    if reasons:
-        out += [*reasons, ""]
-    if figure:
-        out += [f"![Reliability diagram]({figure})", ""]
-    return out
-
-
-def statistics_markdown(
-    result: dict[str, Any], *, level: int = 2, figure: str | None = None
-) -> str:
-    """Markdown of :func:`build_statistics`: intervals, paired comparisons, operating points
-    and calibration, each a heading of depth `level` (2: ``##``). `figure` (e.g.
-    ``"reliability.png"``) adds an image link under the calibration table. Ends in a newline.
-    """
-    head = "#" * level
-    lines = [
-        *_intervals_section(result, head),
-        *_pairs_section(result, head),
-        *_operating_section(result, head),
-        *_calibration_section(result, head, figure),
-    ]
-    return "\n".join(lines)

@@ -7,35 +7,10 @@ from typing import Any
 import pandas as pd
 
 from artifactbench.predictions import STAGES
+from artifactbench.reports.format import MISSING, fmt, interval
 
-MISSING = "n/a"
-# Marks a cell that fails its subset's sanity rule.
-FAIL_MARK = "✗"
 TOP_ERRORS = 5
 ERROR_WIDTH = 100
-
-
-def format_p(value: float | None) -> str:
-    """A p-value for a table cell: three decimals, or ``<0.001``; never 0."""
-    if value is None:
-        return MISSING
-    return "<0.001" if value < 0.001 else f"{value:.3f}"
-
-
-def fmt(value: float | int | None, digits: int = 3) -> str:
-    """A number for a table cell; ``n/a`` for an undefined (None) value."""
-    if value is None:
-        return MISSING
-    if isinstance(value, int):
-        return str(value)
-    return f"{value:.{digits}f}"
-
-
-def interval(ci: dict[str, Any]) -> str:
-    """``[low, high]`` of one bootstrap interval."""
-    if ci["low"] is None:
-        return MISSING
-    return f"[{fmt(ci['low'])}, {fmt(ci['high'])}]"
 
 
 def md_table(headers: list[str], rows: list[list[str]], right: set[int] | None = None) -> str:

@@ -22,9 +22,16 @@ from artifactbench.runner.plan import (
     score_batch,
     score_key,
     score_row,
+    select_tracks,
     variant_failure,
 )
-from artifactbench.runner.run import RunResult, is_partial_run, new_run_dir, run
+from artifactbench.runner.run import (
+    RunResult,
+    harness_versions,
+    is_partial_run,
+    new_run_dir,
+    run,
+)
 
 __all__ = [
     "ENGINES",
@@ -36,6 +43,7 @@ __all__ = [
     "RunResult",
     "Skipped",
     "fit_plan",
+    "harness_versions",
     "is_partial_run",
     "limit_tracks",
     "load_models",
@@ -45,5 +53,6 @@ __all__ = [
     "score_batch",
     "score_key",
     "score_row",
+    "select_tracks",
     "variant_failure",
 ]

@@ -19,7 +19,7 @@ import numpy as np
 from artifactbench.audio.decode import DECODE_PROTOCOL, ViewSpec
 from artifactbench.audio.pool import Decoded, decode_stream
 from artifactbench.audio.transforms import Transform, chain_hash, chain_spec
-from artifactbench.benches.base import Bench, Track
+from artifactbench.benches.base import Bench, Track, cohort
 from artifactbench.detectors.base import (
     Detector,
     DetectorCard,
@@ -148,6 +148,18 @@ def limit_tracks(tracks: list[Track], limit: int | None, seed: int) -> list[Trac
                 keep.add(queue[depth])
         depth += 1
     return [t for i, t in enumerate(tracks) if i in keep]
+
+
+def select_tracks(
+    bench: Bench, split: str, n_per_source: int | None, limit: int | None, seed: int
+) -> tuple[list[Track], list[Track]]:
+    """The tracks every flow scores: the split, then the same seeded N per subset
+    (`n_per_source`), then a stratified seeded sample of `limit`. Returns (before the limit,
+    after it), so a caller can say what the limit left out."""
+    selected = bench.select(split)
+    if n_per_source is not None:
+        selected = cohort(selected, n_per_source, seed)
+    return selected, limit_tracks(selected, limit, seed)
 
 
 def fit_plan(

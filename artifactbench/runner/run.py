@@ -20,7 +20,7 @@ from typing import Any
 from artifactbench import __version__
 from artifactbench.audio.decode import DECODE_PROTOCOL
 from artifactbench.audio.transforms import describe_chain
-from artifactbench.benches.base import Bench, Track, cohort
+from artifactbench.benches.base import Bench, Track
 from artifactbench.detectors.base import (
     Detector,
     DetectorCard,
@@ -36,11 +36,11 @@ from artifactbench.runner.plan import (
     RunOptions,
     Skipped,
     extra_columns,
-    limit_tracks,
     load_models,
     predictions_table,
     protocol,
     say_nothing,
+    select_tracks,
     variant_name,
 )
 from artifactbench.runner.store import ScoreStore
@@ -119,7 +119,8 @@ def _git_revision() -> str | None:
     return out.stdout.strip() or None
 
 
-def _versions() -> dict[str, str]:
+def harness_versions() -> dict[str, str]:
+    """Python and the versions of the packages a score depends on, for a run's record."""
     names = ("numpy", "scipy", "pandas", "pyarrow", "scikit-learn", "av", "soxr", "torch",
              "onnxruntime")  # fmt: skip
     found = {"python": platform.python_version()}
@@ -149,10 +150,9 @@ def run(
         raise ValueError(f"unknown engine {options.engine!r}; choose from: {', '.join(ENGINES)}")
     check_device(options.device)
     started, wall_started = time.perf_counter(), time.time()
-    selected = bench.select(options.split)
-    if options.n_per_source is not None:
-        selected = cohort(selected, options.n_per_source, options.seed)
-    tracks = limit_tracks(selected, options.limit, options.seed)
+    selected, tracks = select_tracks(
+        bench, options.split, options.n_per_source, options.limit, options.seed
+    )
     if len(tracks) < len(selected):
         say(_sample_line(options.limit, selected, tracks))
     store_file = (store_path or options.out / "scores.sqlite").resolve()
@@ -310,7 +310,7 @@ def _run_record(
         },
         "skipped": {s.model: {"reason": s.reason, "fix": s.hint} for s in skipped},
         "store": str(store_file),
-        "packages": _versions(),
+        "packages": harness_versions(),
     }
 
 

@@ -229,3 +229,10 @@ class ForensicFeatures(nn.Module):
         rise = torch.relu(mel_res[..., 1:] - mel_res[..., :-1])
         flux = torch.cat([torch.zeros_like(mel_res[..., :1]), rise], dim=-1)
         return torch.stack([mel_res, mel_h, mel_p, delta, delta2, hp_ratio, flux], dim=1)
+
+
+def hpss_residual(mag: Tensor, kernel: int) -> Tensor:
+    """The non-harmonic part |X| * (1 - H_mask) of the HPSS split: the training teacher without
+    Demucs, and a residual of the bandwidth measurement."""
+    mask_h, _ = hpss(mag, kernel=kernel)
+    return mag * (1.0 - mask_h)

@@ -26,19 +26,13 @@ from torch import Tensor, nn
 from artifactbench.analysis.metrics import binary_metrics
 from artifactbench.detectors.artifactnet_onnx import aggregate
 from artifactbench.detectors.artifactnet_open.detector import read_weights
+from artifactbench.detectors.artifactnet_open.features import CHANNELS
 from artifactbench.detectors.artifactnet_open.model import ArtifactNetOpen
 from artifactbench.detectors.base import Scored
 from artifactbench.util import sha256_file
 
-ABLATIONS: tuple[str, ...] = (
-    "mel_res",
-    "mel_H",
-    "mel_P",
-    "delta",
-    "delta2",
-    "hp_ratio",
-    "spectral_flux",
-)
+# Every forensic channel can be ablated, in the order the model stacks them.
+ABLATIONS: tuple[str, ...] = CHANNELS
 BASELINE = "baseline"
 THRESHOLD = 0.5
 METRICS = ("f1", "auc", "tpr", "fpr")

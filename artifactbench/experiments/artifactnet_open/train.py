@@ -31,8 +31,9 @@ from artifactbench.audio.decode import PROTOCOL_RATE, ViewSpec
 from artifactbench.audio.pool import decode_stream
 from artifactbench.audio.transforms import Codec
 from artifactbench.benches.base import Bench, Track
-from artifactbench.detectors.artifactnet_open.features import hpss
+from artifactbench.detectors.artifactnet_open.features import hpss_residual
 from artifactbench.detectors.artifactnet_open.model import ArtifactNetConfig, ArtifactNetOpen
+from artifactbench.experiments.artifactnet_open import TEACHERS
 from artifactbench.progress import ProgressHook, no_progress
 from artifactbench.util import write_atomic
 
@@ -42,7 +43,6 @@ if TYPE_CHECKING:
 WEIGHTS_FILE = "artifactnet_open.pt"
 # Phase 3 sees every segment through these round trips (transforms.CODECS) beside the WAV.
 CODEC_VERSIONS = ("mp3-128", "aac-128", "opus-128")
-TEACHERS = ("auto", "demucs", "hpss")
 TEACHER_NOTES = {
     "demucs": "phase 1 distils the Demucs residual, mixture minus the sum of its stems",
     "hpss": "phase 1 distils the HPSS residual |X| (1 - harmonic mask), not the paper's Demucs",
@@ -102,12 +102,6 @@ def multi_resolution_loss(
 def distillation_loss(residual: Tensor, teacher: Tensor) -> Tensor:
     """Phase 1: L1 + multi-resolution magnitude loss against the teacher residual."""
     return (residual - teacher).abs().mean() + multi_resolution_loss(residual, teacher)
-
-
-def hpss_teacher(mag: Tensor, kernel: int) -> Tensor:
-    """The offline teacher: the non-harmonic part |X| * (1 - H_mask) of the HPSS split."""
-    mask_h, _ = hpss(mag, kernel=kernel)
-    return mag * (1.0 - mask_h)
 
 
 def demucs_teacher(separator: Separator, stft: nn.Module, audio: Tensor) -> Tensor:
@@ -184,7 +178,7 @@ def train(
             f"teacher demucs runs at {separator.samplerate} Hz, the model at {config.sample_rate}"
         )
     ids = sorted(t.track_id for t in chosen)
-    ids_sha = _ids_sha256(ids)
+    ids_sha = ids_sha256(ids)
     signature = json.dumps(
         [dataclasses.asdict(config), dataclasses.asdict(plan), ids_sha, seed, teacher_name],
         sort_keys=True,
@@ -259,58 +253,7 @@ def train(
     return weights
 
 
-def train_twin(
-    weights: Path,
-    bench: Bench,
-    out_dir: Path,
-    *,
-    bounded: bool,
-    workers: int = 1,
-    progress: Callable[[str], None] | None = None,
-    bars: ProgressHook | None = None,
-    demucs_dir: Path | None = None,
-) -> Path:
-    """Train a model exactly as `weights` was trained (bench, train tracks, seed, schedule,
-    phases, size) but for the mask bound: the second model of the bounded-mask ablation.
-
-    The bench must be the one `weights` was trained on (same fingerprint); resumable like
-    `train`, so an interrupted twin continues from its last phase."""
-    blob = torch.load(weights, map_location="cpu", weights_only=True)
-    meta = dict(blob.get("meta", {}))
-    needed = {"bench_fingerprint", "seed", "small", "schedule", "phases"}
-    missing = sorted(needed - set(meta))
-    if missing:
-        raise ValueError(f"{weights} does not record how it was trained (missing {missing})")
-    if meta["bench_fingerprint"] != bench.fingerprint:
-        raise ValueError(
-            f"{weights} was trained on bench {meta.get('bench')!r} "
-            f"(fingerprint {str(meta['bench_fingerprint'])[:12]}), not on {bench.name!r} "
-            f"({bench.fingerprint[:12]}); give that bench"
-        )
-    pool = bench.select("train")
-    if "train_track_ids" in meta:
-        wanted = set(meta["train_track_ids"])
-        pool = [t for t in pool if t.track_id in wanted]
-    if _ids_sha256(sorted(t.track_id for t in pool)) != meta.get("train_track_ids_sha256"):
-        raise ValueError(f"the train tracks of {weights} are not all in bench {bench.name!r}")
-    return train(
-        bench,
-        out_dir,
-        tracks=pool,
-        small=bool(meta["small"]),
-        seed=int(meta["seed"]),
-        phases=list(meta["phases"]),
-        workers=workers,
-        progress=progress,
-        schedule=Schedule(**meta["schedule"]),
-        bars=bars,
-        bounded=bounded,
-        teacher=str(meta.get("teacher") or "hpss").split(":")[0],
-        demucs_dir=demucs_dir,
-    )
-
-
-def _ids_sha256(sorted_ids: list[str]) -> str:
+def ids_sha256(sorted_ids: list[str]) -> str:
     """The fingerprint of a training set: sha256 of its sorted track ids, one per line."""
     return hashlib.sha256("\n".join(sorted_ids).encode()).hexdigest()
 
@@ -427,7 +370,7 @@ def _phase_distill(
         for b in chosen.split(plan.batch):
             mags.append(model.stft(audio[b]))
             if separator is None:
-                teachers.append(hpss_teacher(mags[-1], model.config.hpss_kernel))
+                teachers.append(hpss_residual(mags[-1], model.config.hpss_kernel))
             else:
                 teachers.append(demucs_teacher(separator, model.stft, audio[b]))
             advance(1)

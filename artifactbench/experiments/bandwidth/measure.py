@@ -37,7 +37,6 @@ HPSS_KERNEL = 31
 # 10x the 1e-6 floor MagnitudeSTFT puts under its sqrt, so its (and the U-Net's) rendering of
 # digital silence counts as silent; a sinusoid this weak in a 2048 Hann frame is ~ -150 dBFS.
 SILENCE_FLOOR = 1e-5
-RESIDUAL_MODELS = ("hpss", "artifactnet-open", "demucs")
 WEIGHTS_HINT = (
     "train one with `artifactbench train artifactnet-open --bench demo --small` or pass the "
     "packaged demo model, artifactbench.assets.packaged_dir() / 'artifactnet_open.pt'"
@@ -207,7 +206,7 @@ def _hpss_model(chunk_frames: int = 1024) -> ResidualModel:
     """
     import torch
 
-    from artifactbench.experiments.artifactnet_open.train import hpss_teacher
+    from artifactbench.detectors.artifactnet_open.features import hpss_residual
 
     context = HPSS_KERNEL // 2
 
@@ -219,7 +218,7 @@ def _hpss_model(chunk_frames: int = 1024) -> ResidualModel:
             stop = min(start + chunk_frames, frames)
             lo, hi = max(0, start - context), min(frames, stop + context)
             with torch.inference_mode():
-                part = hpss_teacher(torch.from_numpy(mag[None, :, lo:hi]), HPSS_KERNEL)
+                part = hpss_residual(torch.from_numpy(mag[None, :, lo:hi]), HPSS_KERNEL)
             out[:, start:stop] = part[0, :, start - lo : stop - lo].numpy()
         return out
 
@@ -316,6 +315,20 @@ def _demucs_model(directory: Path | None, device: str) -> ResidualModel:
     return ResidualModel("demucs", N_FFT, HOP, compute, provenance=sep.provenance())
 
 
+def _hpss_without_weights(weights: Path | None, device: str) -> ResidualModel:
+    if weights is not None:
+        raise ValueError("the hpss residual model takes no weights")
+    return _hpss_model()
+
+
+# name -> factory(weights, device): what `bandwidth --residual` accepts, in this order.
+RESIDUAL_MODELS: dict[str, Callable[[Path | None, str], ResidualModel]] = {
+    "hpss": _hpss_without_weights,
+    "artifactnet-open": _artifactnet_model,
+    "demucs": _demucs_model,
+}
+
+
 def residual_model(name: str, weights: Path | None = None, *, device: str = "cpu") -> ResidualModel:
     """The residual model `name`, one of RESIDUAL_MODELS, ready to call on audio.
 
@@ -324,15 +337,10 @@ def residual_model(name: str, weights: Path | None = None, *, device: str = "cpu
     Raises ValueError for an unknown name, `detectors.base.Unavailable` for unusable
     artifactnet-open weights and `separation.DemucsUnavailable` when Demucs is not here.
     """
-    if name == "hpss":
-        if weights is not None:
-            raise ValueError("the hpss residual model takes no weights")
-        return _hpss_model()
-    if name == "artifactnet-open":
-        return _artifactnet_model(weights, device)
-    if name == "demucs":
-        return _demucs_model(weights, device)
-    raise ValueError(f"unknown residual model {name!r}; choose from: {', '.join(RESIDUAL_MODELS)}")
+    if name not in RESIDUAL_MODELS:
+        choices = ", ".join(RESIDUAL_MODELS)
+        raise ValueError(f"unknown residual model {name!r}; choose from: {choices}")
+    return RESIDUAL_MODELS[name](weights, device)
 
 
 def _mean_std(values: list[float]) -> tuple[float | None, float | None]:

@@ -37,7 +37,7 @@ import pyarrow.parquet as pq
 from artifactbench import __version__
 from artifactbench.audio.decode import DECODE_PROTOCOL, PROTOCOL_RATE, ViewSpec
 from artifactbench.audio.pool import Decoded, decode_stream
-from artifactbench.benches.base import Bench, Track, cohort
+from artifactbench.benches.base import Bench, Track
 from artifactbench.experiments.bandwidth.measure import (
     FRACTION,
     RESIDUAL_MODELS,
@@ -48,7 +48,7 @@ from artifactbench.experiments.bandwidth.measure import (
     residual_model,
 )
 from artifactbench.progress import ProgressHook, no_progress
-from artifactbench.runner import limit_tracks, new_run_dir
+from artifactbench.runner import harness_versions, new_run_dir, select_tracks
 from artifactbench.util import write_atomic
 
 COLUMNS = (
@@ -201,10 +201,7 @@ def measure_bandwidth(
         raise ValueError(f"fraction must be in (0, 1], got {fraction}")
     if energy not in ("power", "magnitude"):
         raise ValueError(f"energy must be 'power' or 'magnitude', got {energy!r}")
-    selected = bench.select(split)
-    if n_per_source is not None:
-        selected = cohort(selected, n_per_source, seed)
-    tracks = limit_tracks(selected, limit, seed)
+    selected, tracks = select_tracks(bench, split, n_per_source, limit, seed)
     if not tracks:
         raise ValueError(f"bench {bench.name!r} has no tracks in split {split!r}")
     model = residual_model(residual, weights, device=device)
@@ -269,7 +266,7 @@ def measure_bandwidth(
             },
             "settings": settings,
             "bench": {"name": bench.name, "fingerprint": bench.fingerprint, "source": bench.source},
-            "harness": {"version": __version__},
+            "harness": {"version": __version__, **harness_versions()},
             "decode_protocol": DECODE_PROTOCOL,
             "seconds": round(time.perf_counter() - started, 3),
             "finished_utc": datetime.now(UTC).isoformat(timespec="seconds"),

@@ -9,8 +9,8 @@ A detector that finds these subsets must find a genuine trace of the process, no
 - a band-limited latent decoder (latent diffusion decoders running at a lower internal rate).
 
 All functions take and return float audio shaped [channels, samples] at the caller's rate, and
-use only the portable arithmetic of `synth.py` (no CPU-dispatched NumPy kernels, no BLAS-ordered
-sums), so a seed renders the same samples on every machine.
+use only the portable arithmetic of `synth/portable.py` (no CPU-dispatched NumPy kernels, no
+BLAS-ordered sums), so a seed renders the same samples on every machine.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import numpy as np
 import scipy.fft as sfft
 from scipy import signal
 
-from artifactbench.benches.synth import (
+from artifactbench.benches.demo.synth.portable import (
     complex_abs,
     cos,
     cosine_window,

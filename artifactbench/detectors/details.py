@@ -1,0 +1,80 @@
+"""What `models --details` says about a card: its facts, where each file's pin comes from,
+cached fits of a bench-fitted model, and the counted parameters of the open ArtifactNet."""
+
+from __future__ import annotations
+
+from artifactbench.detectors.base import DetectorCard
+
+
+def architecture_lines() -> list[str]:
+    """The open ArtifactNet's architectures with their counted trainable parameters."""
+    from artifactbench.detectors.artifactnet_open.model import architecture_counts
+
+    return [f"{name}: {counts_line(counts)}" for name, counts in architecture_counts().items()]
+
+
+def counts_line(counts: dict[str, int]) -> str:
+    return (
+        f"ArtifactUNet {counts['unet']:,} + classifier {counts['classifier']:,} "
+        f"= {counts['total']:,}"
+    )
+
+
+def card_details(card: DetectorCard) -> list[str]:
+    """Facts from the card, where each file's sha256 pin comes from (the card, or the record of
+    the first fetch), cached fits of a bench-fitted model, and for the open ArtifactNet the
+    counts of its shipped weights."""
+    from artifactbench.assets import cached_fits, fetch_record, file_pins
+
+    record = fetch_record(card)
+    resolved = record.get("resolved")
+    source = (
+        f"{card.repo}@{card.revision}"
+        if card.repo
+        else f"revision {card.revision}"
+        if card.revision
+        else "packaged or user-supplied"
+    )
+    if isinstance(resolved, str) and resolved != card.revision:
+        source += f" (resolved to {resolved} at first fetch)"
+    view = card.view
+    crop = f"{view.n_chunks} x {view.seconds} s chunks" if view.crop == "chunks" else view.crop
+    origins = {
+        "card": "pinned by the card",
+        "recorded": "recorded at first fetch",
+        "none": "not pinned yet: the first fetch records it",
+    }
+    files = ", ".join(
+        f"{name} sha256 {(sha or '-')[:12]} ({origins[origin]})"
+        for name, (sha, origin) in file_pins(card).items()
+    )
+    weights = f"{source}; {files}" if card.files else "none (fitted on the bench's train split)"
+    lines = [
+        f"params: {card.params or 'unknown'}",
+        f"weights: {weights}",
+        f"view: {view.rate} Hz, {crop if view.seconds else 'whole track'}; "
+        f"threshold {card.threshold}",
+    ]
+    if card.fits_on_bench:
+        fits = cached_fits(card)
+        if not fits:
+            lines.append("cached fits: none yet (a run on a bench fits and caches one)")
+        for path, fit in fits:
+            lines.append(
+                f"cached fit: {path} (bench {fit.get('bench', '?')}, "
+                f"{fit.get('bench_fingerprint', '?')}, {fit.get('split', '?')} split, "
+                f"{fit.get('n_train_tracks', '?')} tracks); use with --weights {path}"
+            )
+    if card.family == "artifactnet_open":
+        from artifactbench.assets import resolve_files
+        from artifactbench.detectors.artifactnet_open.detector import read_weights
+        from artifactbench.detectors.artifactnet_open.model import parameter_counts
+        from artifactbench.detectors.base import Unavailable
+
+        try:
+            model, _, _ = read_weights(next(iter(resolve_files(card, None).values())))
+        except (Unavailable, StopIteration, OSError, ValueError) as exc:
+            lines.append(f"counted: weights not readable here ({exc})")
+        else:
+            lines.append(f"counted: {counts_line(parameter_counts(model))}")
+    return lines
