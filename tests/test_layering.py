@@ -171,3 +171,17 @@ def test_the_engines_share_the_plan_and_not_each_other(module: str) -> None:
     other = {"artifactbench.runner.local_engine", "artifactbench.runner.ray_engine"} - {module}
     assert "artifactbench.runner.plan" in graph[module]
     assert not graph[module] & other
+
+
+def test_recipes_sit_above_every_stage() -> None:
+    """A recipe orchestrates the runner, the side flows and the reports; no stage calls back up
+    into it, only the command line does (and `python -m artifactbench` starts the command line)."""
+    graph = import_graph()
+    wrong = sorted(
+        f"{module} -> {target}"
+        for module, targets in graph.items()
+        if not _in(module, ("recipes", "cli", "__main__"))
+        for target in targets
+        if _in(target, ("recipes", "cli"))
+    )
+    assert wrong == []

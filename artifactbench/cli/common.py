@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -149,3 +151,24 @@ def print_run(run_dir: Path) -> None:
     from artifactbench.reports.console import print_run as printed
 
     printed(out, run_dir)
+
+
+@contextmanager
+def scoring_outcomes() -> Iterator[None]:
+    """How a scoring run ends on the command line: an unusable model or nothing to score is
+    wrong input (exit 2, with the fix), a failed engine exit 1 with the answers kept, an
+    interrupt its one line and exit 130."""
+    from artifactbench.detectors.base import Unavailable
+    from artifactbench.runner import EngineFailure, Interrupted, NothingToScore
+
+    try:
+        yield
+    except (Unavailable, NothingToScore) as exc:
+        hint = getattr(exc, "hint", None)
+        raise UsageProblem(f"{exc} (fix: {hint})" if hint else str(exc)) from exc
+    except EngineFailure as exc:
+        err.print(f"[red]error:[/red] {exc}; scores written so far are kept, rerun to resume")
+        raise typer.Exit(1) from exc
+    except Interrupted as exc:
+        say(str(exc))
+        raise typer.Exit(130) from None

@@ -20,6 +20,7 @@ from artifactbench.cli.common import (
     err,
     parse_bench,
     say,
+    scoring_outcomes,
     show,
 )
 from artifactbench.experiments.artifactnet_open import TEACHERS
@@ -205,24 +206,12 @@ def bandwidth(
 def run_recipe_command(name: str, out_dir: Path, overrides: dict[str, object]) -> None:
     """Run a recipe with the settings given on the command line and print its comparison; the
     one path of `reproduce NAME` and `run --recipe NAME`."""
-    from artifactbench.detectors.base import Unavailable
-    from artifactbench.recipes import RecipeError, run_recipe
-    from artifactbench.runner import EngineFailure, Interrupted, NothingToScore
+    from artifactbench.recipes import run_recipe
 
     try:
-        with progress_to(err) as progress:
+        with scoring_outcomes(), progress_to(err) as progress:
             result = run_recipe(name, out_dir, progress, say, **overrides)
-    except (RecipeError, NothingToScore) as exc:
-        raise UsageProblem(str(exc)) from exc
-    except Unavailable as exc:
-        raise UsageProblem(f"{exc} (fix: {exc.hint})") from exc
-    except EngineFailure as exc:
-        err.print(f"[red]error:[/red] {exc}; scores written so far are kept, rerun to resume")
-        raise typer.Exit(1) from exc
-    except Interrupted as exc:
-        say(str(exc))
-        raise typer.Exit(130) from None
-    except ValueError as exc:
+    except ValueError as exc:  # a wrong recipe setting (RecipeError), or a side flow's refusal
         raise UsageProblem(str(exc)) from exc
     show(result.markdown)
     for run_dir in result.run_dirs:

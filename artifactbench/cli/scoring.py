@@ -36,6 +36,7 @@ from artifactbench.cli.common import (
     parse_models,
     print_run,
     say,
+    scoring_outcomes,
     show,
 )
 from artifactbench.progress import progress_to
@@ -45,7 +46,6 @@ if TYPE_CHECKING:
     from artifactbench.benches.base import Bench
     from artifactbench.detectors.base import DetectorCard
     from artifactbench.runner import RayOptions, RunOptions
-
 
 
 class Engine(StrEnum):
@@ -242,8 +242,6 @@ def codec(
 
 def execute(bench_obj: Bench, cards: list[DetectorCard], options: RunOptions) -> Path:
     """Run with progress, print the summary and variant tables and the run directory."""
-    from artifactbench.detectors.base import Unavailable
-    from artifactbench.runner import EngineFailure, Interrupted, NothingToScore
     from artifactbench.runner import run as run_bench
 
     in_sample = [c.id for c in cards if c.fits_on_bench and c.id not in options.weights]
@@ -252,18 +250,8 @@ def execute(bench_obj: Bench, cards: list[DetectorCard], options: RunOptions) ->
             f"warning: {', '.join(in_sample)} fit(s) on the train split: "
             "scores on its train tracks are in-sample"
         )
-    try:
-        with progress_to(err) as progress:
-            result = run_bench(bench_obj, cards, options, progress, say=say)
-    except (Unavailable, NothingToScore) as exc:
-        hint = getattr(exc, "hint", None)
-        raise UsageProblem(f"{exc} (fix: {hint})" if hint else str(exc)) from exc
-    except EngineFailure as exc:
-        err.print(f"[red]error:[/red] {exc}; scores written so far are kept, rerun to resume")
-        raise typer.Exit(1) from exc
-    except Interrupted as exc:
-        say(str(exc))
-        raise typer.Exit(130) from None
+    with scoring_outcomes(), progress_to(err) as progress:
+        result = run_bench(bench_obj, cards, options, progress, say=say)
     print_run(result.run_dir)
     show(f"run directory: {result.run_dir}")
     return result.run_dir

@@ -148,8 +148,6 @@ _FLOWS: dict[str, Callable[[Recipe, Path, ProgressHook, Say], list[Path]]] = {
 # --- Comparison with the paper ---------------------------------------------------------------
 
 
-
-
 def regenerate_reference(name: str, target: Path, progress: ProgressHook = no_progress,
                          say: Say = quiet) -> RecipeResult:  # fmt: skip
     """Run recipe `name` in a temporary directory and copy its reference outputs into

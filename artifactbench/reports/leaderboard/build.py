@@ -40,16 +40,6 @@ from artifactbench.reports.data import canonical
 from artifactbench.reports.paper_published import RUNNER, comparison_rows, paper_bench
 from artifactbench.reports.statistics import model_intervals, paired_comparisons
 
-__all__ = [
-    "ALPHA",
-    "F1_GRID",
-    "IncompatibleRuns",
-    "RunInfo",
-    "build_leaderboard",
-    "compatibility",
-    "load_run",
-]
-
 ALPHA = 0.05
 RANKED_METRICS: tuple[str, ...] = ("f1", "auc", "precision", "recall", "fpr")
 # F1 is tabulated at 0.00, 0.01, ..., 1.00; i / 100 is the double nearest each two-decimal value,
