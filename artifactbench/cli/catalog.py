@@ -6,6 +6,7 @@ from typing import Annotated
 
 import typer
 
+from artifactbench.benches import fetchable_benches
 from artifactbench.cli.common import UsageProblem, err, show
 
 fetch_app = typer.Typer(
@@ -49,7 +50,7 @@ def _fetch_failed(exc: Exception) -> None:
 
 @fetch_app.command("bench")
 def fetch_bench(
-    name: Annotated[str, typer.Argument(help="artifactbench")],
+    name: Annotated[str, typer.Argument(help=" | ".join(fetchable_benches()))],
     revision: Annotated[str | None, typer.Option(help="hub revision (commit, tag, branch)")] = None,
 ) -> None:
     """Fetch a bench's published files (the hub must be reachable)."""

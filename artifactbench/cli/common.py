@@ -15,6 +15,7 @@ import typer
 from rich.console import Console
 
 from artifactbench.benches import bench_spec_help
+from artifactbench.benches.base import SPLITS
 from artifactbench.progress import progress_to
 
 if TYPE_CHECKING:
@@ -29,11 +30,8 @@ out = Console(soft_wrap=True, width=_WIDTH)
 err = Console(stderr=True, soft_wrap=True)
 
 
-class Split(StrEnum):
-    train = "train"
-    valid = "valid"
-    test = "test"
-    all = "all"
+# The splits a bench can be scored on, as choices the command line lists.
+Split = StrEnum("Split", {name: name for name in SPLITS})
 
 
 class UsageProblem(Exception):

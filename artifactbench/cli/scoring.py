@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from artifactbench.audio.transforms import CODECS
+from artifactbench.benches.artifactbench.common import PROTOCOL_SPLITS
 from artifactbench.cli.common import (
     DEFAULT_WORKERS,
     BatchSizeOption,
@@ -113,7 +115,7 @@ def run(
         list[Path] | None, typer.Option(help="where a manifest's local audio lives (repeatable)")
     ] = None,
     protocol_split: Annotated[
-        str | None, typer.Option(help="v2 manifest split: calibration | validation | test")
+        str | None, typer.Option(help="v2 manifest split: " + " | ".join(PROTOCOL_SPLITS))
     ] = None,
     revision: Annotated[str | None, typer.Option(help="hub revision of a fetched bench")] = None,
     n_per_source: NPerSourceOption = None,
@@ -201,8 +203,8 @@ def codec(
     bench: BenchOption = "demo",
     models: ModelsOption = "all",
     codecs: Annotated[
-        str, typer.Option(help="comma-separated: wav, mp3-128, mp3-320, aac-128, opus-128, ...")
-    ] = "wav,mp3-128,mp3-320,aac-128,opus-128,opus-192",
+        str, typer.Option(help="comma-separated, of: " + ", ".join(CODECS))
+    ] = ",".join(CODECS),
     split: SplitOption = Split.test,
     n_per_source: NPerSourceOption = None,
     limit: LimitOption = None,
@@ -220,8 +222,6 @@ def codec(
     fit_on: FitOnOption = None,
 ) -> None:
     """Score every track through each codec round trip (Table X, P(AI) spread, codec sanity)."""
-    from artifactbench.audio.transforms import CODECS
-
     names = [c.strip().lower() for c in codecs.split(",") if c.strip()]
     unknown = [c for c in names if c not in CODECS]
     if unknown or not names:

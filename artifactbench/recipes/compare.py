@@ -4,7 +4,6 @@ from each run directory's paper.json, robustness.json, bandwidth.json or ablatio
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -139,23 +138,29 @@ def _ablation_rows(recipe: Recipe, record: dict[str, Any]) -> list[dict[str, Any
     return rows
 
 
+def _digits(value: float) -> int:
+    """Four decimals for rates and scores; none for figures in the hundreds (bandwidths in Hz)."""
+    return 4 if abs(value) < 100 else 0
+
+
 def value_cell(value: Any) -> str:
-    if value is None:
-        return "-"
+    """A published or measured value for a comparison table (reports' own formatter)."""
+    from artifactbench.reports.format import fmt  # the reports package loads pandas and scipy
+
     if isinstance(value, float):
-        return f"{value:.4f}" if abs(value) < 100 else f"{value:.0f}"
-    return str(value).replace("|", "\\|")
+        return fmt(value, _digits(value))
+    return fmt(value) if value is None or isinstance(value, int) else str(value).replace("|", "\\|")
 
 
 def signed_cell(value: float | None) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, int):
-        return f"{value:+d}"
-    return f"{value:+.4f}" if abs(value) < 100 else f"{value:+.0f}"
+    """A difference with its sign, as the reports write one."""
+    from artifactbench.reports.format import signed
+
+    return signed(value, _digits(value)) if isinstance(value, float) else signed(value)
 
 
-def markdown_table(headers: list[str], rows: Iterable[list[str]]) -> str:
+def markdown_table(headers: list[str], rows: list[list[str]]) -> str:
+    """A plain pipe table: comparison rows are read by eye and by grep, so no padding."""
     lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
     return "\n".join(lines)

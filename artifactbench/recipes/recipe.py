@@ -12,13 +12,14 @@ from typing import Any
 import yaml
 
 from artifactbench.assets import data_folder, fetch_command
+from artifactbench.audio.transforms import CODECS
+from artifactbench.benches.base import SPLITS
 
 Say = Callable[[str], None]
 
 FLOWS: tuple[str, ...] = ("run", "codec", "ablate", "bandwidth")
-SPLITS: tuple[str, ...] = ("train", "valid", "test", "all")
 # The codecs of `artifactbench codec` when a codec recipe names none.
-DEFAULT_CODECS: tuple[str, ...] = ("wav", "mp3-128", "mp3-320", "aac-128", "opus-128", "opus-192")
+DEFAULT_CODECS: tuple[str, ...] = tuple(CODECS)
 
 # Each flow's options and their defaults (those of the matching command). `workers: None` is
 # the commands' default, every core but one; `batch_size: None` is 4 on a CPU, 16 on CUDA.
