@@ -204,8 +204,8 @@ def fetchable_benches() -> tuple[str, ...]:
 
 def fetch_bench_source(name: str, revision: str | None = None) -> Path:
     """Fetch the named source at `revision` (its default when None) into the cache and return
-    where it went; UnknownBench for a name that cannot be fetched. Fetch failures are the
-    source's own error (ArtifactBench: its `FetchError`)."""
+    where it went; UnknownBench for a name that cannot be fetched, `errors.FetchError` when the
+    fetch fails."""
     source = BENCH_SOURCES.get(name)
     if source is None or source.fetch is None:
         raise UnknownBench(

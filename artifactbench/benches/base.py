@@ -10,9 +10,6 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
-import pyarrow as pa
-import pyarrow.parquet as pq
-
 Label = Literal["ai", "real"]
 LABELS: tuple[str, ...] = ("ai", "real")
 SPLITS: tuple[str, ...] = ("train", "valid", "test", "all")
@@ -85,6 +82,8 @@ class Track:
 
 @lru_cache(maxsize=1)  # one row group of encoded audio per process: memory stays flat
 def _row_group_audio(path: str, row_group: int, column: str) -> list[bytes | None]:
+    import pyarrow.parquet as pq  # here, not at import: listing benches needs no Arrow
+
     table = pq.ParquetFile(path).read_row_group(row_group, columns=[column])
     col = table.column(column).to_pylist()
     # Hugging Face `Audio` columns are structs {"bytes", "path"}; plain binary columns are bytes.
@@ -92,6 +91,8 @@ def _row_group_audio(path: str, row_group: int, column: str) -> list[bytes | Non
 
 
 def _shard_row_bytes(ref: ShardRef) -> bytes:
+    import pyarrow as pa
+
     try:
         blob = _row_group_audio(ref.path, ref.row_group, ref.column)[ref.row]
     except (OSError, IndexError, KeyError, ValueError, pa.ArrowException) as exc:

@@ -6,6 +6,9 @@ sources in three groups; the Stable Audio subsets are judged at TPR >= 0.60.
 
 from __future__ import annotations
 
+# The splits of a v2 manifest (`--protocol-split`).
+PROTOCOL_SPLITS = ("calibration", "validation", "test")
+
 AI_GROUPS: dict[str, tuple[str, ...]] = {
     "SONICS": (
         "sonics_chirp-v2-xxl-alpha",

@@ -45,7 +45,7 @@ WeightsPt = Annotated[Path | None, typer.Option(help="trained .pt (default: ship
 
 
 def train(
-    model: Annotated[str, typer.Argument(help="artifactnet-open")],
+    model: Annotated[str, typer.Argument(help=" | ".join(OPEN_MODELS))],
     bench: Annotated[str, typer.Option(help="bench whose train split it learns")] = "demo",
     small: Annotated[
         bool, typer.Option(help="the configuration that trains on 2 CPU cores")
@@ -79,7 +79,7 @@ def train(
 
 
 def export(
-    model: Annotated[str, typer.Argument(help="artifactnet-open")],
+    model: Annotated[str, typer.Argument(help=" | ".join(OPEN_MODELS))],
     onnx: Annotated[Path, typer.Option(help="output ONNX file")],
     weights: WeightsPt = None,
     check_bench: Annotated[

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from artifactbench.audio.transforms import CODECS
-from artifactbench.benches.artifactbench.common import PROTOCOL_SPLITS
+from artifactbench.benches.catalog import PROTOCOL_SPLITS
 from artifactbench.cli.common import (
     DEFAULT_WORKERS,
     BatchSizeOption,

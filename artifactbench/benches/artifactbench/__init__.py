@@ -38,7 +38,6 @@ from artifactbench.benches.artifactbench.common import (
     BENCH_NAME,
     LICENSE,
     ORIGINS,
-    PROTOCOL_SPLITS,
     Taxonomy,
     default_cache,
     with_group,
@@ -63,6 +62,7 @@ from artifactbench.benches.artifactbench.manifest import (
     parse_row,
 )
 from artifactbench.benches.base import Bench, BenchOptions, Track
+from artifactbench.benches.catalog import PROTOCOL_SPLITS
 from artifactbench.benches.shards import read_shard_dir
 
 __all__ = [

@@ -17,7 +17,6 @@ from artifactbench.util import write_atomic
 BENCH_NAME = "artifactbench"
 LICENSE = "CC BY-NC 4.0"
 ORIGINS = ("train", "test")
-PROTOCOL_SPLITS = ("calibration", "validation", "test")
 
 
 def default_cache() -> Path:

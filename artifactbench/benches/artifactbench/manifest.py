@@ -14,8 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
-from artifactbench.benches.artifactbench.common import ORIGINS, PROTOCOL_SPLITS, Taxonomy
+from artifactbench.benches.artifactbench.common import ORIGINS, Taxonomy
 from artifactbench.benches.base import LABELS, Label
+from artifactbench.benches.catalog import PROTOCOL_SPLITS
 
 MANIFEST = "manifest.json"
 V2_FIELDS = (
