@@ -303,3 +303,23 @@ def test_joins_an_existing_cluster_and_leaves_it_running(
         assert status.returncode == 0  # the run left the cluster it joined running
     finally:
         subprocess.run([str(ray_cli), "stop", "--force"], capture_output=True, timeout=120)
+
+
+@pytest.mark.slow
+def test_cli_codec_on_ray_gives_the_local_engines_predictions(tmp_path: Path) -> None:
+    """`codec` scores through the same runner as `run`, so `--engine ray` is the same code path:
+    every codec variant, failures included, answered as the local engine answers it."""
+    from tests.test_cli import cli, folder_bench
+
+    bench = folder_bench(tmp_path / "bench")
+    args = ["codec", "--bench", f"folder:{bench}", "--models", "counting", "--split", "all",
+            "--codecs", "wav,mp3-128"]  # fmt: skip
+    local = cli(*args, "--out", "local", cwd=tmp_path)
+    on_ray = cli(*args, "--out", "ray", "--engine", "ray", "--num-cpus", "0.5", cwd=tmp_path)
+    assert local.returncode == 0 and on_ray.returncode == 0, on_ray.stderr
+    assert "scoring (ray)" in on_ray.stderr
+    dirs = [tmp_path / d.stdout.strip().splitlines()[-1].split(": ", 1)[1] for d in (local, on_ray)]
+    a, b = (_predictions(d) for d in dirs)
+    assert set(a.variant) == {"codec:wav", "codec:mp3-128"}
+    pd.testing.assert_frame_equal(a, b, check_exact=True)
+    assert json.loads((dirs[1] / "run.json").read_text())["engine"]["name"] == "ray"

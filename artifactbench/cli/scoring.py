@@ -57,6 +57,16 @@ class Engine(StrEnum):
     ray = "ray"
 
 
+EngineOption = Annotated[
+    Engine, typer.Option(help="local: this machine; ray: a Ray cluster (extra '.[ray]')")
+]
+AddressOption = Annotated[
+    str | None, typer.Option(help="Ray cluster to join: auto | HEAD:6379 (default: a local one)")
+]
+NumCpusOption = Annotated[float, typer.Option(min=0.01, help="CPUs per Ray detector actor")]
+NumGpusOption = Annotated[float, typer.Option(min=0.0, help="GPUs per Ray detector actor")]
+
+
 def batch_size_for(given: int | None, device: str) -> int:
     """A batch buys throughput on a GPU; on a CPU it buys nothing measurable, only memory."""
     return given or (16 if device.startswith("cuda") else 4)
@@ -134,15 +144,10 @@ def run(
         list[str] | None,
         typer.Option(help="also score a transformed variant, e.g. resample:16000 (repeatable)"),
     ] = None,
-    engine: Annotated[
-        Engine, typer.Option(help="local: this machine; ray: a Ray cluster (extra '.[ray]')")
-    ] = Engine.local,
-    address: Annotated[
-        str | None,
-        typer.Option(help="Ray cluster to join: auto | HEAD:6379 (default: a local one)"),
-    ] = None,
-    num_cpus: Annotated[float, typer.Option(min=0.01, help="CPUs per Ray detector actor")] = 1.0,
-    num_gpus: Annotated[float, typer.Option(min=0.0, help="GPUs per Ray detector actor")] = 0.0,
+    engine: EngineOption = Engine.local,
+    address: AddressOption = None,
+    num_cpus: NumCpusOption = 1.0,
+    num_gpus: NumGpusOption = 0.0,
     recipe: Annotated[
         str | None,
         typer.Option(help="run this recipe (see `reproduce`); the options given here override it"),
@@ -220,8 +225,13 @@ def codec(
     out_dir: RunsOption = Path("runs"),
     weights: WeightsOption = None,
     fit_on: FitOnOption = None,
+    engine: EngineOption = Engine.local,
+    address: AddressOption = None,
+    num_cpus: NumCpusOption = 1.0,
+    num_gpus: NumGpusOption = 0.0,
 ) -> None:
     """Score every track through each codec round trip (Table X, P(AI) spread, codec sanity)."""
+    ray_options = _ray_options(engine, address, num_cpus, num_gpus, device)
     names = [c.strip().lower() for c in codecs.split(",") if c.strip()]
     unknown = [c for c in names if c not in CODECS]
     if unknown or not names:
@@ -235,7 +245,8 @@ def codec(
     options = _options(
         cards, chains, split=split, batch_size=batch_size, memory_budget=memory_budget,
         device=device, weights=weights, fit_on=fit_on, n_per_source=n_per_source, limit=limit,
-        workers=workers, threshold=threshold, seed=seed, out=out_dir,
+        workers=workers, threshold=threshold, seed=seed, out=out_dir, engine=engine.value,
+        ray=ray_options,
     )  # fmt: skip
     execute(bench_obj, cards, options)
 
