@@ -333,3 +333,29 @@ def test_reproduce_and_run_recipe_refuse_in_one_line_with_what_to_do(tmp_path: P
     assert "recipe appendix-b-ablation takes no setting limit" in typed.stderr
     models = cli("run", "--recipe", "demo", "--models", "nope", cwd=tmp_path)
     assert models.returncode == 2 and "unknown model 'nope'" in models.stderr
+
+
+@pytest.mark.parametrize("identical", [True, False])
+def test_reproduce_exits_1_only_when_the_run_strays_from_its_reference(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture, identical: bool
+) -> None:
+    """The comparison is printed either way; a reference the run does not match is exit 1."""
+    import typer
+
+    from artifactbench import recipes
+    from artifactbench.cli.experiments import run_recipe_command
+    from artifactbench.recipes import RECIPES, RecipeResult, ReferenceComparison
+
+    files = dict.fromkeys(recipes.REFERENCE_FILES, identical)
+    check = ReferenceComparison("fp", "fp", files, [], [])
+    result = RecipeResult(RECIPES["demo"], [tmp_path / "run"], [], "# Recipe demo: compared\n")
+    result.reference = check
+    monkeypatch.setattr(recipes, "run_recipe", lambda *args, **kwargs: result)
+    if identical:
+        run_recipe_command("demo", tmp_path, {})
+    else:
+        with pytest.raises(typer.Exit) as stop:
+            run_recipe_command("demo", tmp_path, {})
+        assert stop.value.exit_code == 1
+    shown = capsys.readouterr().out
+    assert "# Recipe demo: compared" in shown and f"run directory: {tmp_path / 'run'}" in shown
