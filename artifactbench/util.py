@@ -24,3 +24,8 @@ def write_atomic(path: Path, write: Callable[[Path], object]) -> Path:
     finally:
         tmp.unlink(missing_ok=True)
     return path
+
+
+def default_workers() -> int:
+    """Decode processes when none are asked for: every core but one, which the model uses."""
+    return max(1, (os.cpu_count() or 2) - 1)

@@ -8,6 +8,7 @@ import os
 import signal
 import sqlite3
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -359,3 +360,14 @@ def test_reproduce_exits_1_only_when_the_run_strays_from_its_reference(
         assert stop.value.exit_code == 1
     shown = capsys.readouterr().out
     assert "# Recipe demo: compared" in shown and f"run directory: {tmp_path / 'run'}" in shown
+
+
+def test_the_command_line_starts_without_the_heavy_libraries() -> None:
+    """Choices come from the registries, yet `--help` and every command's start load neither
+    Arrow, pandas, SciPy, matplotlib nor torch: those come with the work that needs them."""
+    heavy = ("pyarrow", "pandas", "scipy", "matplotlib", "torch", "onnxruntime", "ray")
+    probe = (
+        f"import sys, artifactbench.cli; print(sorted(m for m in {heavy!r} if m in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"

@@ -22,6 +22,7 @@ from artifactbench.audio.transforms import (
     apply_chain,
     chain_hash,
     chain_spec,
+    codec_chains,
     describe_chain,
     parse_transforms,
 )
@@ -287,3 +288,18 @@ def test_demucs_is_the_separator_remix(tmp_path: Path, monkeypatch: pytest.Monke
     files = record["separator"]["files"]
     for name in ("htdemucs.yaml", "aaaa0000.safetensors"):
         assert files[name] == hashlib.sha256((tmp_path / name).read_bytes()).hexdigest()
+
+
+def test_codec_chains_one_per_codec_in_order_after_the_prefix() -> None:
+    """What `codec` and the codec recipe both score: each codec once, as given, after any
+    prefix chain; a wrong name lists the codecs."""
+    from artifactbench.audio.transforms import CODECS
+
+    chains = codec_chains([" MP3-128", "wav", "mp3-128"], [Gain(-3.0)])
+    assert [chain_spec(c) for c in chains] == [
+        chain_spec([Gain(-3.0), *parse_transforms("codec:mp3-128")]),
+        chain_spec([Gain(-3.0), *parse_transforms("codec:wav")]),
+    ]
+    for names in (["wav", "mp4"], [" ", ""]):
+        with pytest.raises(ValueError, match=f"choose from: {', '.join(CODECS)}$"):
+            codec_chains(names)

@@ -470,6 +470,17 @@ def chain_hash(transforms: Iterable[Transform]) -> str:
     return hashlib.sha256(f"{TRANSFORMS_VERSION}|{spec}".encode()).hexdigest()[:16]
 
 
+def codec_chains(names: Iterable[str], prefix: Sequence[Transform] = ()) -> list[list[Transform]]:
+    """One chain per codec round trip (`prefix` applied first), each codec once, in the order
+    given; ValueError naming the codecs when one is unknown or none is given."""
+    wanted = list(dict.fromkeys(n.strip().lower() for n in names if n.strip()))
+    unknown = [n for n in wanted if n not in CODECS]
+    if unknown or not wanted:
+        given = unknown[0] if unknown else ",".join(names)
+        raise ValueError(f"unknown codec {given!r}; choose from: {', '.join(CODECS)}")
+    return [[*prefix, *parse_transforms(f"codec:{name}")] for name in wanted]
+
+
 def describe_chain(transforms: Iterable[Transform]) -> list[dict[str, Any]]:
     """Each step's record (loading what it needs: call before a run to fail early)."""
     return [t.describe() for t in transforms]

@@ -3,7 +3,6 @@ the parsing of names into benches, models and transform chains."""
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,6 +16,7 @@ from rich.console import Console
 from artifactbench.benches import bench_spec_help
 from artifactbench.benches.base import SPLITS
 from artifactbench.progress import progress_to
+from artifactbench.util import default_workers
 
 if TYPE_CHECKING:
     from artifactbench.audio.transforms import Transform
@@ -36,10 +36,6 @@ Split = StrEnum("Split", {name: name for name in SPLITS})
 
 class UsageProblem(Exception):
     """Wrong input from the user: printed as one line, exit code 2."""
-
-
-def default_workers() -> int:
-    return max(1, (os.cpu_count() or 2) - 1)
 
 
 def check_device(value: str) -> str:

@@ -31,7 +31,6 @@ from artifactbench.cli.common import (
     UsageProblem,
     WeightsOption,
     WorkersOption,
-    default_workers,
     err,
     parse_bench,
     parse_chain,
@@ -41,6 +40,7 @@ from artifactbench.cli.common import (
     scoring_outcomes,
     show,
 )
+from artifactbench.detectors.devices import default_batch_size
 from artifactbench.progress import progress_to
 
 if TYPE_CHECKING:
@@ -65,11 +65,6 @@ AddressOption = Annotated[
 ]
 NumCpusOption = Annotated[float, typer.Option(min=0.01, help="CPUs per Ray detector actor")]
 NumGpusOption = Annotated[float, typer.Option(min=0.0, help="GPUs per Ray detector actor")]
-
-
-def batch_size_for(given: int | None, device: str) -> int:
-    """A batch buys throughput on a GPU; on a CPU it buys nothing measurable, only memory."""
-    return given or (16 if device.startswith("cuda") else 4)
 
 
 def _fit_bench(spec: str | None, cards: list[DetectorCard]) -> Bench | None:
@@ -109,7 +104,7 @@ def _options(
     from artifactbench.runner import RunOptions
 
     return RunOptions(
-        split=split.value, batch_size=batch_size_for(batch_size, device),
+        split=split.value, batch_size=batch_size or default_batch_size(device),
         memory_budget=int(memory_budget * 2**20), device=device,
         weights=weights_for(cards, weights), chains=chains, fit_on=_fit_bench(fit_on, cards),
         **given,
@@ -231,15 +226,14 @@ def codec(
     num_gpus: NumGpusOption = 0.0,
 ) -> None:
     """Score every track through each codec round trip (Table X, P(AI) spread, codec sanity)."""
+    from artifactbench.audio.transforms import codec_chains
+
     ray_options = _ray_options(engine, address, num_cpus, num_gpus, device)
-    names = [c.strip().lower() for c in codecs.split(",") if c.strip()]
-    unknown = [c for c in names if c not in CODECS]
-    if unknown or not names:
-        raise UsageProblem(
-            f"unknown codec {unknown[0] if unknown else codecs!r}; choose from: {', '.join(CODECS)}"
-        )
     prefix = parse_chain(transform) if transform else []
-    chains = [[*prefix, *parse_chain(f"codec:{name}")] for name in dict.fromkeys(names)]
+    try:
+        chains = codec_chains(codecs.split(","), prefix)
+    except ValueError as exc:
+        raise UsageProblem(str(exc)) from exc
     cards = parse_models(models)
     bench_obj = parse_bench(bench)
     options = _options(
@@ -298,7 +292,7 @@ def score(
     try:
         for answer in score_files(
             card, files, weights=weights, fit_bench=fit_bench, threshold=threshold,
-            workers=default_workers(),
+            workers=DEFAULT_WORKERS,
         ):  # fmt: skip
             failures += answer.error is not None
             if as_json:

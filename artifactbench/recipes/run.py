@@ -3,7 +3,6 @@ library functions as the commands, and end with its comparison."""
 
 from __future__ import annotations
 
-import os
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -32,6 +31,7 @@ from artifactbench.recipes.reference import (
     reference_markdown,
     write_reference_outputs,
 )
+from artifactbench.util import default_workers
 
 
 def run_recipe(
@@ -76,24 +76,25 @@ def run_recipe(
 
 
 def _workers(value: int | None) -> int:
-    return max(1, (os.cpu_count() or 2) - 1) if value is None else int(value)
+    return default_workers() if value is None else int(value)
 
 
 def _scoring_flow(recipe: Recipe, out: Path, progress: ProgressHook, say: Say) -> list[Path]:
     """`run` and `codec`: the runner once, with the recipe's models and options; a codec
     recipe scores every track through each codec round trip as a variant."""
-    from artifactbench.audio.transforms import parse_transforms
+    from artifactbench.audio.transforms import codec_chains
     from artifactbench.benches import open_bench
+    from artifactbench.detectors.devices import default_batch_size
     from artifactbench.detectors.registry import resolve_models
     from artifactbench.runner import RunOptions, run
 
     o = recipe.options
     chains = [[]]
     if recipe.flow == "codec":
-        chains = [parse_transforms(f"codec:{codec}") for codec in dict.fromkeys(o["codecs"])]
+        chains = codec_chains(o["codecs"])
     bench = open_bench(recipe.bench, progress=progress)
     cards = resolve_models(",".join(recipe.models))
-    batch = o["batch_size"] or (16 if str(o["device"]).startswith("cuda") else 4)
+    batch = o["batch_size"] or default_batch_size(str(o["device"]))
     options = RunOptions(
         split=recipe.split, n_per_source=o["n_per_source"], limit=o["limit"], batch_size=batch,
         memory_budget=int(o["memory_budget"] * 2**20), workers=_workers(o["workers"]),
