@@ -1,168 +1,176 @@
-"""Local engine versus the Ray engine on this machine, and an estimate for N machines.
+"""Local engine versus the Ray engine, measured: one machine, then a cluster of 1, 2 and 3 nodes.
 
-    python benchmarks/ray_engine.py [--models fakeprint,artifactnet-open-demo] [--limit 48]
-                                    [--device cuda --num-gpus 0.5]
+    python benchmarks/ray_engine.py [--models fakeprint,artifactnet-open-demo]
+                                    [--tracks-per-subset 44] [--node-tracks 96]
 
-Both engines score the same seeded sample of the demo bench's test split into empty stores, and
-how far Ray's predictions are from the local engine's is printed (zero, where they agree).
-Then the per-track costs are measured on one core each (decode, and every model at one thread,
-as a Ray actor with --num-cpus 1 runs it), and the throughput of a cluster of N machines is
-estimated from them: every track costs its decode plus each model's inference in core-seconds,
-so N machines of C cores finish at most N * C / (decode + sum of models) tracks a second; the
-Ray run measured here says how much of that ideal one machine reaches. Both are printed, with
-the time for the SONICS test split: an estimate, not a measurement (for CPU actors only).
+The bench is the demo bench generated with `--tracks-per-subset` tracks in each of its 12
+subsets (44: 528 tracks, both splits scored; generated once into the cache). Both engines score
+it into empty stores, after one warm-up run that fits fakeprint on the train split so neither
+pays for it. Printed per engine: wall time, scoring time (first to last answer, from run.json),
+tracks/s over each, CPU utilisation of the machine while the run lasted (from /proc/stat, every
+process included: Ray's own daemons too), the machine's peak memory above its level before the
+run, and Ray's ratio to local.
+
+Then a cluster simulated on this machine (`ray.cluster_utils.Cluster`: a head that runs nothing
+and N worker nodes, each with its own raylet and object store) runs the first `--node-tracks`
+tracks on 1, 2 and 3 nodes, and prints each pool's answers per node. The nodes share this
+machine's cores, so the point is that work spreads over nodes, not that it gets faster.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import tempfile
+import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from artifactbench.audio.decode import DecodeLimits
-from artifactbench.audio.pool import decode_track
-from artifactbench.benches import open_bench
+from artifactbench.benches.base import Bench
+from artifactbench.benches.demo import load_demo_bench
 from artifactbench.detectors.registry import resolve_models
-from artifactbench.runner import RayOptions, RunOptions, limit_tracks, load_models, ray_engine, run
-from artifactbench.runner.store import ScoreKey, ScoreRow, ScoreStore
-
-SONICS_TEST_TRACKS = 23_288
+from artifactbench.paths import cache_dir
+from artifactbench.runner import RayOptions, RunOptions, run
 
 
-def one_core_costs(
-    bench: object, cards: list, tracks: list, options: RunOptions
-) -> tuple[float, dict[str, float], float]:
-    """Seconds per track to decode and to score with each model at one thread, and the views'
-    megabytes per track (what travels from a decode task to the actors)."""
-    import torch
+def cpu_jiffies() -> tuple[int, int]:
+    """(busy, total) CPU time of the whole machine since boot, in clock ticks."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle + iowait
+    return sum(fields) - idle, sum(fields)
 
-    torch.set_num_threads(1)
-    detectors, _ = load_models(cards, bench, options)  # type: ignore[arg-type]
-    specs = list(dict.fromkeys(d.card.view for d in detectors))
+
+def used_memory() -> int:
+    """Bytes of memory in use on the machine (all processes, Ray's object store included)."""
+    info = dict(line.split(":", 1) for line in Path("/proc/meminfo").read_text().splitlines())
+    return (int(info["MemTotal"].split()[0]) - int(info["MemAvailable"].split()[0])) * 1024
+
+
+def timed_run(bench: Bench, cards: list, options: RunOptions) -> dict[str, Any]:
+    """One run, with its figures: wall and scoring seconds, utilisation, the machine's peak
+    memory above what it used before the run (sampled every 0.1 s), and run.json."""
+    base, peak, stop = used_memory(), [0], threading.Event()
+
+    def sample() -> None:
+        while not stop.wait(0.1):
+            peak[0] = max(peak[0], used_memory() - base)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    busy0, total0 = cpu_jiffies()
     start = time.perf_counter()
-    decoded = [decode_track(i, t, specs, DecodeLimits()) for i, t in enumerate(tracks)]
-    decode_s = (time.perf_counter() - start) / len(tracks)
-    views = [d.views for d in decoded if d.views is not None]
-    megabytes = float(np.mean([sum(v.nbytes for v in vs) for vs in views])) / 1e6
-    model_s = {}
-    for det in detectors:
-        index = specs.index(det.card.view)
-        start = time.perf_counter()
-        for i in range(0, len(views), options.batch_size):
-            det.score([vs[index] for vs in views[i : i + options.batch_size]])
-        model_s[det.card.id] = (time.perf_counter() - start) / len(views)
-    torch.set_num_threads(os.cpu_count() or 1)
-    return decode_s, model_s, megabytes
+    try:
+        result = run(bench, cards, options)
+    finally:
+        stop.set()
+        sampler.join()
+    wall = time.perf_counter() - start
+    busy1, total1 = cpu_jiffies()
+    record = json.loads((result.run_dir / "run.json").read_text())
+    line = record["timeline"]
+    stamps = [pd.Timestamp(line[k]) for k in ("first_answer", "last_answer")]
+    return {
+        "result": result,
+        "record": record,
+        "wall": wall,
+        "scoring": (stamps[1] - stamps[0]).total_seconds(),
+        "utilisation": (busy1 - busy0) / max(1, total1 - total0),
+        "memory": peak[0] / 1024**3,
+    }
 
 
-def store_rows_per_second(path: Path, n: int = 20_000, batch: int = 16) -> float:
-    """How fast the driver commits answers, batch by batch: the one serial step of a cluster run."""
-    key = ScoreKey("bench", "w", "p")
-    row = ScoreRow(0.5, "scored", None, None, 0.01)
-    with ScoreStore(path) as store:
-        start = time.perf_counter()
-        for i in range(0, n, batch):
-            store.write([(key, f"{j:064d}", row) for j in range(i, i + batch)])
-        return n / (time.perf_counter() - start)
-
-
-def compare(local_dir: Path, ray_dir: Path) -> str:
-    """How far the Ray run's predictions are from the local run's, track for track."""
+def max_difference(a_dir: Path, b_dir: Path) -> tuple[float, int]:
+    """Largest |P(AI)| difference track for track, and how many statuses differ."""
     keys = ["model", "variant", "track_id"]
-    a = pd.read_parquet(local_dir / "predictions.parquet").set_index(keys).sort_index()
-    b = pd.read_parquet(ray_dir / "predictions.parquet").set_index(keys).sort_index()
-    if not a.index.equals(b.index):
-        return "different track sets"
+    a = pd.read_parquet(a_dir / "predictions.parquet").set_index(keys).sort_index()
+    b = pd.read_parquet(b_dir / "predictions.parquet").set_index(keys).sort_index()
+    assert a.index.equals(b.index), "the engines scored different tracks"
     gap = float(np.nanmax(np.abs(a["prob"].to_numpy() - b["prob"].to_numpy()), initial=0.0))
-    verdicts = int(((a["prob"] >= 0.5) != (b["prob"] >= 0.5)).sum())
-    statuses = int((a["status"] != b["status"]).sum())
-    return f"max |P(AI) difference| {gap:.2e}, verdicts differing {verdicts}, statuses {statuses}"
+    return gap, int((a["status"] != b["status"]).sum())
 
 
-def cluster_start_seconds() -> float:
-    ray = ray_engine.ray_module()
-    start = time.perf_counter()
-    ray_engine.connect(ray, RayOptions(), n_models=2)
-    ray.shutdown()
-    return time.perf_counter() - start
+def pools(record: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {m: d["provenance"].get("ray_pool", {}) for m, d in record["detectors"].items()}
+
+
+def one_machine(bench: Bench, cards: list, root: Path, batch_size: int) -> None:
+    n = len(bench.select("all"))
+    cores = os.cpu_count() or 1
+    common = {"split": "all", "batch_size": batch_size}
+    runs = {
+        "local": timed_run(bench, cards, RunOptions(out=root / "local",
+                                                    workers=max(1, cores - 1), **common)),
+        "ray": timed_run(bench, cards, RunOptions(out=root / "ray", engine="ray", **common)),
+    }  # fmt: skip
+    gap, statuses = max_difference(runs["local"]["result"].run_dir, runs["ray"]["result"].run_dir)
+    print(f"## One machine: {n} demo tracks, {cores} cores, batch size {batch_size}\n")
+    print("| engine | wall s | tracks/s (wall) | scoring s | tracks/s (scoring) | CPU use | "
+          "peak memory |\n| --- | --: | --: | --: | --: | --: | --: |")  # fmt: skip
+    for name, r in runs.items():
+        rates = f"{n / r['wall']:.2f} | {r['scoring']:.1f} | {n / r['scoring']:.2f}"
+        print(f"| {name} | {r['wall']:.1f} | {rates} | {r['utilisation']:.0%} | "
+              f"{r['memory']:.2f} GiB |")  # fmt: skip
+    local, ray = runs["local"], runs["ray"]
+    print(f"\nRay / local: {local['wall'] / ray['wall']:.2f}x over the wall time, "
+          f"{local['scoring'] / ray['scoring']:.2f}x over the scoring time")  # fmt: skip
+    print(f"predictions: max |P(AI) difference| {gap:.2e}, statuses differing {statuses}")
+    for model, pool in pools(ray["record"]).items():
+        print(f"ray pool {model}: {pool['actors_peak']} actor(s) at most, "
+              f"{pool['seconds_per_track']} s a track per actor")  # fmt: skip
+
+
+def on_nodes(bench: Bench, cards: list, root: Path, batch_size: int, node_tracks: int) -> None:
+    import ray
+    from ray.cluster_utils import Cluster
+
+    cores = os.cpu_count() or 1
+    print(f"\n## A cluster on this machine: the first {node_tracks} tracks on 1, 2 and 3 nodes\n")
+    print("| nodes | CPUs a node | wall s | tracks/s | peak memory | answers per node, per pool |")
+    print("| --: | --: | --: | --: | --: | --- |")
+    for nodes in (1, 2, 3):
+        per_node = max(3, round(2 * (cores + len(cards)) / nodes))  # every pool + decoding fits
+        cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0})
+        for _ in range(nodes):
+            cluster.add_node(num_cpus=per_node)
+        cluster.wait_for_nodes()
+        try:
+            options = RunOptions(out=root / f"nodes-{nodes}", engine="ray", split="all",
+                                 batch_size=batch_size, limit=node_tracks,
+                                 ray=RayOptions(address=cluster.address))  # fmt: skip
+            r = timed_run(bench, cards, options)
+        finally:
+            ray.shutdown()
+            cluster.shutdown()
+        counts = "; ".join(
+            f"{model}: " + " / ".join(str(v) for v in pool["answers_per_node"].values())
+            for model, pool in pools(r["record"]).items()
+        )
+        print(f"| {nodes} | {per_node} | {r['wall']:.1f} | {node_tracks / r['wall']:.2f} | "
+              f"{r['memory']:.2f} GiB | {counts} |")  # fmt: skip
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", default="fakeprint,artifactnet-open-demo")
-    parser.add_argument("--limit", type=int, default=48)
+    parser.add_argument("--tracks-per-subset", type=int, default=44)
+    parser.add_argument("--node-tracks", type=int, default=96)
     parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--cores-per-machine", type=int, default=os.cpu_count() or 2)
-    parser.add_argument("--network-gbit", type=float, default=10.0, help="link per machine")
-    parser.add_argument("--cost-tracks", type=int, default=48, help="tracks timed one by one")
-    parser.add_argument("--device", default="cpu", help="cpu | cuda (then give --num-gpus)")
-    parser.add_argument("--num-gpus", type=float, default=0.0, help="GPUs per Ray actor")
     args = parser.parse_args()
-
-    bench = open_bench("demo")
+    root_bench = cache_dir() / "benchmarks" / f"demo-{args.tracks_per_subset}"
+    bench = load_demo_bench(root=root_bench, tracks_per_subset=args.tracks_per_subset)
     cards = resolve_models(args.models)
-    tracks = limit_tracks(bench.select("test"), args.limit, 0)
-    cores = os.cpu_count() or 1
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        common = {"limit": args.limit, "batch_size": args.batch_size, "device": args.device}
-        warm = RunOptions(out=root / "warm", workers=0, limit=1, device=args.device)
-        run(bench, cards, warm)  # fits bench-fitted models once, so neither engine pays for it
-        local = run(bench, cards, RunOptions(out=root / "local", workers=max(1, cores - 1),
-                                             **common))  # fmt: skip
-        actors = RayOptions(num_gpus=args.num_gpus)
-        on_ray = run(bench, cards, RunOptions(out=root / "ray", engine="ray", ray=actors, **common))
-        disagreement = compare(local.run_dir, on_ray.run_dir)
-        start_s = cluster_start_seconds()
-        timed = tracks[: args.cost_tracks]
-        decode_s, model_s, megabytes = one_core_costs(bench, cards, timed, warm)
-        rows_s = store_rows_per_second(root / "store.sqlite")
-
-    n = len(tracks)
-    print(f"demo test split, {n} tracks, models: {args.models}; {cores} cores\n")
-    print("| engine | wall | tracks/s | detector calls |\n| --- | --- | --- | --- |")
-    for name, result in (("local", local), ("ray (local cluster)", on_ray)):
-        print(f"| {name} | {result.seconds:.1f} s | {n / result.seconds:.2f} | "
-              f"{result.detector_calls} |")  # fmt: skip
-    print(f"\nRay versus local, same tracks: {disagreement}")
-    print(f"Ray cluster start and shutdown alone: {start_s:.1f} s")
-    per_track = decode_s + sum(model_s.values())
-    where = "at one thread" if args.device == "cpu" else f"on {args.device}"
-    print(f"\nper-track cost {where}, over {len(timed)} tracks (seconds of one core or device):")
-    print(f"  decode: {decode_s * 1000:.0f} ms; views sent to the actors: {megabytes:.1f} MB")
-    for model, seconds in model_s.items():
-        print(f"  {model}: {seconds * 1000:.0f} ms")
-    print(f"  sum: {per_track * 1000:.0f} ms; driver commits {rows_s:,.0f} answers/s")
-
-    if args.device != "cpu":
-        return  # the estimate below is for CPU actors
-    cpm = args.cores_per_machine
-    # Decoded views go from a decode task to each pool in turn: in the worst case every hop
-    # crosses the network, so each machine's link carries megabytes x pools per track it scores.
-    link_tracks = args.network_gbit * 1e9 / 8 / (megabytes * 1e6 * len(cards))
-    print(
-        f"  network: each machine's {args.network_gbit:g} Gbit/s link carries at most "
-        f"{link_tracks:.0f} tracks/s ({megabytes:.1f} MB to each of {len(cards)} pools)"
-    )
-    ideal_here = min(cores / per_track, rows_s / len(cards))
-    efficiency = (n / on_ray.seconds) / ideal_here
-    print(f"\nestimate for machines of {cpm} cores (CPU actors, --num-cpus 1): 'ideal' keeps every")
-    print("core in a model actor; 'measured efficiency' scales it by what the Ray run on this")
-    print(f"machine reached of its own ideal ({efficiency:.2f}), decode and the driver included.")
-    print("| machines | cores | tracks/s, ideal | tracks/s, measured efficiency | "
-          f"SONICS test split ({SONICS_TEST_TRACKS:,} tracks) |")  # fmt: skip
-    print("| --- | --- | --- | --- | --- |")
-    for machines in (1, 2, 4, 8, 16, 32):
-        ideal = min(machines * min(cpm / per_track, link_tracks), rows_s / len(cards))
-        slow = ideal * efficiency
-        hours = [(SONICS_TEST_TRACKS / rate + start_s) / 3600 for rate in (ideal, slow)]
-        print(f"| {machines} | {machines * cpm} | {ideal:.2f} | {slow:.2f} | "
-              f"{hours[0]:.2f} to {hours[1]:.2f} h |")  # fmt: skip
+        run(bench, cards, RunOptions(out=root / "warm", workers=0, limit=1))  # fits fakeprint
+        one_machine(bench, cards, root, args.batch_size)
+        on_nodes(bench, cards, root, args.batch_size, args.node_tracks)
+    print("\npeak memory: the machine's memory in use above its level before each run, all "
+          "processes (Ray's object store and daemons included)")  # fmt: skip
 
 
 if __name__ == "__main__":

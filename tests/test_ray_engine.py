@@ -6,11 +6,9 @@ from __future__ import annotations
 
 import json
 import os
-import pickle
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,15 +16,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from artifactbench.audio.pool import Decoded, Variant
+from artifactbench.audio.decode import ViewSpec
 from artifactbench.audio.transforms import parse_transforms
 from artifactbench.benches.base import Bench, Track
 from artifactbench.benches.demo import load_demo_bench
 from artifactbench.cli import main
 from artifactbench.detectors.base import LoadContext, Unavailable
-from artifactbench.detectors.registry import backend, resolve_models
-from artifactbench.runner import EngineFailure, RayOptions, RunOptions, run, score_key
-from artifactbench.runner.store import ScoreKey
+from artifactbench.detectors.registry import identify, resolve_models
+from artifactbench.runner import EngineFailure, RayOptions, RunOptions, run
 from tests.conftest import make_file_bench
 
 try:
@@ -37,6 +34,7 @@ except ImportError:
     pytest.skip("the Ray engine's tests need the `ray` extra", allow_module_level=True)
 from artifactbench.detectors import devices
 from artifactbench.runner import ray_engine  # noqa: E402 - only with Ray installed
+from artifactbench.runner.ray_work import ActorLoad, DetectorActor, PoolJob, decode_block
 
 # What decides a prediction; `seconds` is a timing and differs between any two runs.
 DECIDED = ["model", "variant", "track_id", "subset", "label", "prob", "status", "stage", "error"]
@@ -114,53 +112,80 @@ def test_failures_duplicates_seeded_variants_and_resume_match_the_local_engine(
     pd.testing.assert_frame_equal(_predictions(again_ray.run_dir), a, check_exact=True)
 
 
-# --- the actor and the checks, without a cluster ---------------------------------------------
+# --- the work on the cluster and the checks, without a cluster ------------------------------
 
 
-def _decoded(index: int, sha: str | None, views: list[np.ndarray] | None, **kw: Any) -> Decoded:
-    variants = [] if views is None else [Variant(views)]
-    return Decoded(index, sha, views, variants=variants, **kw)
-
-
-def _actor(done: frozenset[str] = frozenset()) -> ray_engine.DetectorActor:
-    """The counting detector's last-pool actor, answering one job keyed as the driver keys it."""
+def _actor(batch_size: int = 2) -> ray_engine.DetectorActor:
+    """The counting detector's actor, planned with the key the driver identifies it by."""
     card = resolve_models("counting")[0]
-    load = ray_engine.ActorLoad(card, None, "cpu", 0)
-    key = score_key(backend(card).load(card, None, LoadContext()))
-    job = ray_engine.ActorJob(slot=5, variant=0, view_index=0, key=key, done=done)
-    return ray_engine.DetectorActor(load, [job], batch_size=2, last=True)
+    identity = identify(card, None, LoadContext())
+    return DetectorActor(ActorLoad(card, None, "cpu", 0), identity.weights_sha256, batch_size)
 
 
-def test_actor_answers_only_what_the_store_lacks_and_records_failures() -> None:
-    actor = _actor(done=frozenset({"known"}))
+def test_actor_scores_the_views_it_is_handed_in_batches() -> None:
+    actor = _actor(batch_size=2)
     view = np.linspace(-0.5, 0.5, 8000, dtype=np.float32)
-    rows = [
-        _decoded(0, "a", [view]),
-        _decoded(1, "known", [view]),
-        _decoded(2, None, None, stage="resolve", error="gone"),
-        _decoded(3, "b", None, stage="decode", error="not audio"),
-        _decoded(4, "c", [view * 0.5]),
-        _decoded(5, "d", [view * 0.25]),
-    ]
-    batch = {"payload": np.array([pickle.dumps(r) for r in rows], dtype=object)}
-    out = actor(batch)
-    answers = [pickle.loads(blob) for blob in out["answers_counting"]]
-    assert [len(a) for a in answers] == [1, 0, 0, 1, 1, 1]
-    assert all(slot == 5 for a in answers for slot, _ in a)
-    failed = answers[3][0][1]
-    assert (failed.status, failed.stage, failed.error) == ("failed", "decode", "not audio")
-    assert {a[0][1].status for i, a in enumerate(answers) if i in (0, 4, 5)} == {"scored"}
-    # Three views in batches of two: two detector calls, counted once for the batch.
-    assert out["calls_counting"].tolist() == [2, 0, 0, 0, 0, 0]
-    assert "payload" not in out  # the last pool sends the driver answers, not views
+    first: list[list[np.ndarray | None]] = [[view], [view * 0.5]]
+    second: list[list[np.ndarray | None]] = [[None, view * 0.25]]
+    work = [(0, 0, 0, 5, "a"), (0, 1, 0, 5, "b"), (1, 0, 1, 7, "c")]
+    answer = actor.score(work, first, second)
+    assert [(slot, sha) for slot, sha, _ in answer.answers] == [(5, "a"), (5, "b"), (7, "c")]
+    assert {row.status for _, _, row in answer.answers} == {"scored"}
+    probs = [row.prob for _, _, row in answer.answers]
+    assert probs == [actor.detector.score([v])[0] for v in (view, view * 0.5, view * 0.25)]
+    assert answer.calls == 2 and answer.busy > 0  # three views in batches of two
+    assert answer.provenance == {"source": "tests", "device": "cpu"}
+    assert actor.score(work[:1], first).provenance == {}  # said once per actor
 
 
 def test_actor_refuses_weights_that_differ_from_the_drivers() -> None:
     card = resolve_models("counting")[0]
-    key = ScoreKey(card.id, "0" * 64, "protocol")
-    job = ray_engine.ActorJob(slot=0, variant=0, view_index=0, key=key, done=frozenset())
     with pytest.raises(RuntimeError, match="weights on this node hash to .* install the same"):
-        ray_engine.DetectorActor(ray_engine.ActorLoad(card, None, "cpu", 0), [job], 4)
+        DetectorActor(ActorLoad(card, None, "cpu", 0), "0" * 64, 4)
+
+
+def test_a_decode_task_gives_each_pool_only_its_own_views(file_bench: Bench) -> None:
+    """Two pools of different views and two variants: each pool's object holds its jobs'
+    views and nothing else; failures reach the driver as rows, not views."""
+    short = ViewSpec(rate=16000, seconds=2, crop="center")
+    long_ = ViewSpec(rate=44100, seconds=3, crop="start")
+    by_id = {t.track_id: t for t in file_bench.tracks}
+    items = [(0, by_id["ai0.flac"]), (1, by_id["garbage.mp3"]), (2, by_id["missing.flac"])]
+    pools = [[PoolJob(0, 0, 0), PoolJob(2, 1, 0)], [PoolJob(1, 0, 1)]]
+    chains = [[], parse_transforms("gain:-6")]
+    metas, first, second = decode_block(items, [short, long_], chains, 0, pools)
+    assert len(first[0]) == 2 and len(second[0]) == 1  # per track: one view per job of the pool
+    assert all(v.shape == (32000,) for v in first[0]) and second[0][0].shape == (132300,)
+    assert first[0][1] is not None and not np.array_equal(first[0][0], first[0][1])
+    assert metas[0].pool_bytes == [2 * 32000 * 4, 132300 * 4] and metas[0].failures == {}
+    assert metas[0].sha is not None and metas[0].seconds > 0
+    assert first[1] == [None, None] and second[1] == [None]  # not audio: no views anywhere
+    assert {slot: row.stage for slot, row in metas[1].failures.items()} == {
+        0: "decode",
+        1: "decode",
+        2: "decode",
+    }
+    assert metas[2].sha is None and "missing.flac" in (metas[2].error or "")
+
+
+def test_pools_are_sized_by_what_their_tracks_cost() -> None:
+    cpu = RayOptions(num_cpus=1)
+    # 2 cores, a model at 0.9 s a track beside one at 0.05 s: 1.8 actors -> 2, and 1.
+    assert ray_engine.pool_targets([0.9, 0.05], 0.05, 2, {"CPU": 5}, cpu, [99, 99]) == [2, 1]
+    # 16 cores, costs 3:1, decoding 1: 12 and 4 actors, as many as the CPUs hold.
+    assert ray_engine.pool_targets([0.3, 0.1], 0.0, 16, {"CPU": 17}, cpu, [99, 99]) == [12, 4]
+    # Fewer CPUs than that: trimmed where rounding up gave most, never below one each.
+    assert ray_engine.pool_targets([0.3, 0.1], 0.0, 16, {"CPU": 9}, cpu, [99, 99]) == [6, 2]
+    assert ray_engine.pool_targets([5.0, 0.1], 0.0, 8, {"CPU": 3}, cpu, [99, 99]) == [1, 1]
+    # No more actors than the remaining work needs.
+    assert ray_engine.pool_targets([0.3, 0.1], 0.0, 16, {"CPU": 17}, cpu, [3, 99]) == [3, 4]
+    # GPU actors share the GPUs by cost; CPUs still bound them.
+    gpu = RayOptions(num_cpus=1, num_gpus=0.5)
+    assert ray_engine.pool_targets([0.3, 0.1], 0.0, 16, {"CPU": 17, "GPU": 2}, gpu, [9, 9]) == [
+        3,
+        1,
+    ]
+    assert ray_engine.pool_targets([0.3, 0.1], 0.0, 16, {"CPU": 3, "GPU": 4}, gpu, [9, 9]) == [1, 1]
 
 
 class _Cluster:
@@ -177,8 +202,6 @@ def test_a_cluster_too_small_for_one_actor_per_detector_is_refused() -> None:
         ray_engine.check_resources(_Cluster(2), RayOptions(num_cpus=1), n_models=2)
     with pytest.raises(Unavailable, match="need 2 CPU and 2 GPU"):
         ray_engine.check_resources(_Cluster(8, 1), RayOptions(num_cpus=0.5, num_gpus=1), 2)
-    assert ray_engine.pool_size(_Cluster(8, 4), RayOptions(num_gpus=0.5)) == 8
-    assert ray_engine.pool_size(_Cluster(8), RayOptions(num_cpus=2)) == 4
 
 
 @pytest.mark.parametrize(
@@ -229,19 +252,36 @@ def test_first_line_digs_out_the_root_cause() -> None:
 def test_an_actor_that_cannot_load_stops_the_run_in_one_line(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The driver loads the detector, then the node's copy breaks: the run stops with the
-    actor's own reason instead of hanging on a pool that never starts."""
+    """The driver only identifies the detector from its files; the nodes' load fails: the run
+    stops with the actor's own reason instead of hanging on a pool that never starts."""
     bench = make_file_bench(tmp_path / "audio")
-
-    def break_weights_on_the_nodes(label: str, total: int) -> Callable[[int], None]:
-        if label.startswith("scoring"):  # after the driver's load, before the cluster starts
-            monkeypatch.setenv("COUNTING_BROKEN", "1")
-        return lambda n: None
-
+    monkeypatch.setenv("COUNTING_BROKEN", "1")
     options = _options(tmp_path / "runs", "ray", split="all")
     with pytest.raises(EngineFailure, match=r"^the Ray engine stopped: .*checkpoint is corrupt$"):
-        run(bench, resolve_models("counting"), options, break_weights_on_the_nodes)
+        run(bench, resolve_models("counting"), options)
     assert not ray.is_initialized()
+
+
+@pytest.mark.slow
+def test_the_driver_loads_no_model_and_the_actors_load_each_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Identities from the files on the driver; every load happens in an actor process."""
+    loads = tmp_path / "loads.log"
+    monkeypatch.setenv("COUNTING_LOADS", str(loads))
+    bench = make_file_bench(tmp_path / "audio")
+    done = run(bench, resolve_models("counting"), _options(tmp_path / "runs", "ray", split="all"))
+    pids = loads.read_text().split()
+    assert pids and str(os.getpid()) not in pids
+    record = json.loads((done.run_dir / "run.json").read_text())
+    counting = record["detectors"]["counting"]
+    assert counting["weights_sha256"] == "counting-v1"
+    # The actors' own provenance joins the driver's record of the files.
+    assert counting["provenance"]["device"] == "cpu"
+    pool = counting["provenance"]["ray_pool"]
+    assert len(pids) == pool["actors_peak"]  # one load per actor, none anywhere else
+    # Every answer but the undecodable file's (written by the driver) came from an actor.
+    assert sum(pool["answers_per_node"].values()) == record["answers_written"] - 1
 
 
 @pytest.mark.slow

@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from artifactbench.detectors.base import DetectorCard, LoadContext, Scored, Unavailable
+from artifactbench.detectors.base import DetectorCard, Identity, LoadContext, Scored, Unavailable
 from artifactbench.detectors.memory import FALLBACK_BYTES_PER_ROW, peak_rise, rows_per_piece
 
 # Semantics-preserving rewrites only (constant folding, redundant nodes, simple fusions): close
@@ -316,17 +316,12 @@ def _hint(card: DetectorCard) -> str:
     return f"{fetch_command(card)} (or --weights FILE.onnx with its .onnx.data beside it)"
 
 
-def load(card: DetectorCard, weights: Path | None, context: LoadContext) -> ArtifactNetOnnx:
-    """The card's ONNX graph (`weights`, else the fetch cache), its contract checked on load.
-
-    External weights are read from `NAME.onnx.data` beside `NAME.onnx`; `weights_sha256` covers
-    both files.
-    """
-    from artifactbench.assets import cached_sha256, files_sha256, resolve_files
+def _weight_files(card: DetectorCard, weights: Path | None) -> tuple[Path, Path, dict[str, Path]]:
+    """The graph, where its external weights would sit, and the files its sha256 covers."""
+    from artifactbench.assets import resolve_files
 
     if card.view.crop != "chunks" or card.view.seconds is None:
         raise Unavailable(f"{card.id}: the card's view must be chunks of fixed length", "")
-    width = int(round(card.view.seconds * card.view.rate))
     files = resolve_files(card, weights)
     primary = next(f.name for f in card.files if not f.optional)
     onnx_path = files[primary]
@@ -334,6 +329,37 @@ def load(card: DetectorCard, weights: Path | None, context: LoadContext) -> Arti
     hashed = {primary: onnx_path}
     if data_path.is_file():
         hashed[primary + ".data"] = data_path
+    return onnx_path, data_path, hashed
+
+
+def _files_record(onnx_path: Path, data_path: Path, hashed: dict[str, Path]) -> dict[str, Any]:
+    from artifactbench.assets import cached_sha256
+
+    return {
+        "onnx": str(onnx_path),
+        "external_data": str(data_path) if data_path in hashed.values() else None,
+        "files": {name: cached_sha256(path) for name, path in sorted(hashed.items())},
+    }
+
+
+def identify(card: DetectorCard, weights: Path | None, context: LoadContext) -> Identity:
+    """The graph's files and their sha256, without starting a session."""
+    from artifactbench.assets import files_sha256
+
+    onnx_path, data_path, hashed = _weight_files(card, weights)
+    return Identity(card, files_sha256(hashed), _files_record(onnx_path, data_path, hashed))
+
+
+def load(card: DetectorCard, weights: Path | None, context: LoadContext) -> ArtifactNetOnnx:
+    """The card's ONNX graph (`weights`, else the fetch cache), its contract checked on load.
+
+    External weights are read from `NAME.onnx.data` beside `NAME.onnx`; `weights_sha256` covers
+    both files.
+    """
+    from artifactbench.assets import files_sha256
+
+    onnx_path, data_path, hashed = _weight_files(card, weights)
+    width = int(round((card.view.seconds or 0) * card.view.rate))
     hint = _hint(card)
     try:
         import onnxruntime  # noqa: F401 - only to say how to install it when it is missing
@@ -372,9 +398,7 @@ def load(card: DetectorCard, weights: Path | None, context: LoadContext) -> Arti
         else rows_per_piece(context.memory_budget, cost, settings["device"])
     )
     provenance = {
-        "onnx": str(onnx_path),
-        "external_data": str(data_path) if primary + ".data" in hashed else None,
-        "files": {name: cached_sha256(path) for name, path in sorted(hashed.items())},
+        **_files_record(onnx_path, data_path, hashed),
         **settings,
         "input": {"name": contract.input_name, "shape": session.get_inputs()[0].shape},
         "output": {"name": contract.output_name, "shape": session.get_outputs()[0].shape},

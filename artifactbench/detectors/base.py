@@ -110,16 +110,30 @@ class LoadContext:
     memory_budget: int = DEFAULT_BUDGET
 
 
-class Detector(Protocol):
+class Identified(Protocol):
+    """What a run plans, keys its store and records with: a card and the exact weights."""
+
+    card: DetectorCard
+    weights_sha256: str
+    provenance: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Identity:
+    """A detector known from its card and weight files without loading it (a backend's
+    `identify`): a driver that never scores, like the Ray engine's, needs no more."""
+
+    card: DetectorCard
+    weights_sha256: str
+    provenance: dict[str, Any]
+
+
+class Detector(Identified, Protocol):
     """A loaded detector: scores views, never decodes files and never writes results.
 
     `provenance` goes into run.json; its "device" is where the model actually computes ("cpu",
     "cuda:0"), which may differ from the `--device` asked for.
     """
-
-    card: DetectorCard
-    weights_sha256: str
-    provenance: dict[str, Any]
 
     def score(self, views: list[np.ndarray]) -> list[float | Scored]:
         """P(AI) per view (or `Scored` with a note); NaN marks a view it could not score."""

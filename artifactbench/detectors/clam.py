@@ -46,7 +46,14 @@ import torch
 from torch import nn
 
 from artifactbench.audio.decode import ViewSpec, detector_view
-from artifactbench.detectors.base import DetectorCard, EncoderRef, LoadContext, Scored, Unavailable
+from artifactbench.detectors.base import (
+    DetectorCard,
+    EncoderRef,
+    Identity,
+    LoadContext,
+    Scored,
+    Unavailable,
+)
 from artifactbench.detectors.devices import module_device
 
 EXCERPT_SECONDS = 90.0
@@ -312,6 +319,10 @@ class CLAMDetector:
         return out
 
 
+# Each encoder's card entry, snapshot folder and the revision found there.
+Verified = dict[str, tuple[EncoderRef, Path, str | None]]
+
+
 def _encoder_folder(card: DetectorCard, ref: EncoderRef, weights: Path | None) -> Path:
     if weights is not None and weights.is_dir() and (weights / ref.name / "config.json").is_file():
         return weights / ref.name
@@ -320,9 +331,7 @@ def _encoder_folder(card: DetectorCard, ref: EncoderRef, weights: Path | None) -
     return resolve_encoder(card, ref.name)
 
 
-def _weights_digest(
-    head_sha256: str, encoders: dict[str, tuple[EncoderRef, Path, str | None]]
-) -> str:
+def _weights_digest(head_sha256: str, encoders: Verified) -> str:
     from artifactbench.assets import cached_sha256
 
     h = hashlib.sha256(f"head:{head_sha256}\n".encode())
@@ -334,19 +343,17 @@ def _weights_digest(
     return h.hexdigest()
 
 
-def load(card: DetectorCard, weights: Path | None, context: LoadContext) -> CLAMDetector:
-    """Head from `weights` (the file, or a folder holding it and optionally `mert/`, `wav2vec2/`
-    snapshots) or the fetch cache; encoders from that folder or the fetch cache."""
-    import transformers
-
-    from artifactbench.assets import cached_sha256, fetch_command, resolve_files
+def _resolve(card: DetectorCard, weights: Path | None) -> tuple[Path, Verified]:
+    """The head file and each encoder's folder and revision; an encoder whose remote code would
+    run is refused unless its snapshot is verifiably the card's revision."""
+    from artifactbench.assets import fetch_command, resolve_files
 
     refs = {ref.name: ref for ref in card.encoders}
     if set(refs) != set(STREAMS):
         raise ValueError(f"{card.id}: CLAM needs encoders {STREAMS}, the card has {tuple(refs)}")
     head_file = next(f for f in card.files if not f.optional)
     head_path = resolve_files(card, weights)[head_file.name]
-    streams, records, verified = [], {}, {}
+    verified: Verified = {}
     for name in STREAMS:
         ref = refs[name]
         folder = _encoder_folder(card, ref, weights)
@@ -357,10 +364,39 @@ def load(card: DetectorCard, weights: Path | None, context: LoadContext) -> CLAM
                 f"{revision or 'no recorded revision'}); its remote code will not be run",
                 fetch_command(card),
             )
+        verified[name] = (ref, folder, revision)
+    return head_path, verified
+
+
+def identify(card: DetectorCard, weights: Path | None, context: LoadContext) -> Identity:
+    """The head's and both encoders' files and revisions, hashed, without loading 194M
+    parameters."""
+    from artifactbench.assets import cached_sha256
+
+    head_path, verified = _resolve(card, weights)
+    head_sha256 = cached_sha256(head_path)
+    encoders = {
+        name: {"repo": ref.repo, "revision": revision or "unverified", "folder": str(folder)}
+        for name, (ref, folder, revision) in verified.items()
+    }
+    provenance = {"head": str(head_path), "head_sha256": head_sha256, "encoders": encoders}
+    return Identity(card, _weights_digest(head_sha256, verified), provenance)
+
+
+def load(card: DetectorCard, weights: Path | None, context: LoadContext) -> CLAMDetector:
+    """Head from `weights` (the file, or a folder holding it and optionally `mert/`, `wav2vec2/`
+    snapshots) or the fetch cache; encoders from that folder or the fetch cache."""
+    import transformers
+
+    from artifactbench.assets import cached_sha256, fetch_command
+
+    head_path, verified = _resolve(card, weights)
+    streams, records = [], {}
+    for name in STREAMS:
+        ref, folder, revision = verified[name]
         stream, record = load_stream(name, folder, context.device, ref.trust_remote_code)
         streams.append(stream)
         records[name] = {"repo": ref.repo, "revision": revision or "unverified", **record}
-        verified[name] = (ref, folder, revision)
     dims = {
         "mert_states": records["mert"]["states"],
         "w2v_states": records["wav2vec2"]["states"],

@@ -22,7 +22,7 @@ from scipy.interpolate import interp1d
 from scipy.ndimage import minimum_filter1d
 from scipy.signal import get_window
 
-from artifactbench.detectors.base import DetectorCard, LoadContext, Unavailable
+from artifactbench.detectors.base import DetectorCard, Identity, LoadContext, Unavailable
 
 N_FFT = 16384
 HOP = N_FFT // 2
@@ -172,6 +172,12 @@ class FakeprintDetector:
             z = float(fakeprint(view, self.weights.rate) @ self._coef + self.weights.intercept)
             out.append(1.0 / (1.0 + math.exp(-z)) if z >= -700 else 0.0)
         return out
+
+
+def identify(card: DetectorCard, weights: Path | None, context: LoadContext) -> Identity:
+    """The fit is the weights: a small JSON read (or fitted and cached now), nothing to spare."""
+    detector = load(card, weights, context)
+    return Identity(card, detector.weights_sha256, detector.provenance)
 
 
 def load(card: DetectorCard, weights: Path | None, context: LoadContext) -> FakeprintDetector:

@@ -12,7 +12,7 @@ from typing import Any
 import yaml
 
 from artifactbench.audio.decode import ViewSpec
-from artifactbench.detectors.base import AssetFile, DetectorCard, EncoderRef
+from artifactbench.detectors.base import AssetFile, DetectorCard, EncoderRef, Identity, LoadContext
 
 # family -> module implementing `load(card, weights, context)` (the device is `context.device`);
 # imported only when chosen.
@@ -116,6 +116,16 @@ def fetchable_cards() -> dict[str, DetectorCard]:
 def backend(card: DetectorCard) -> Any:
     """The module that loads this card's family, imported now and not before."""
     return importlib.import_module(card.module or FAMILIES[card.family])
+
+
+def identify(card: DetectorCard, weights: Path | None, context: LoadContext) -> Identity:
+    """The card's exact weights (their sha256) and where they come from, without loading the
+    model: each backend hashes its files. A user's module without `identify` is loaded once."""
+    module = backend(card)
+    if hasattr(module, "identify"):
+        return module.identify(card, weights, context)
+    detector = module.load(card, weights, context)
+    return Identity(card, detector.weights_sha256, dict(detector.provenance))
 
 
 def availability(card: DetectorCard) -> str:

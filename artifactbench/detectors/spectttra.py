@@ -37,7 +37,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from artifactbench.detectors.base import DetectorCard, LoadContext, Unavailable
+from artifactbench.detectors.base import DetectorCard, Identity, LoadContext, Unavailable
 from artifactbench.detectors.devices import module_device
 
 CONFIG_FILE = "config.json"
@@ -394,13 +394,36 @@ class SpecTTTraDetector:
         return out
 
 
-def load(card: DetectorCard, weights: Path | None, context: LoadContext) -> SpecTTTraDetector:
-    """The card's published checkpoint (or the `weights` directory), on `context.device`."""
-    from artifactbench.assets import cached_sha256, fetch_command, files_sha256, resolve_files
+def _weight_files(card: DetectorCard, weights: Path | None) -> dict[str, Path]:
+    from artifactbench.assets import resolve_files
 
     if weights is not None and weights.is_file():
         weights = weights.parent  # a path to either file names its snapshot folder
-    files = resolve_files(card, weights)
+    return resolve_files(card, weights)
+
+
+def _files_record(files: dict[str, Path]) -> dict[str, Any]:
+    from artifactbench.assets import cached_sha256
+
+    return {
+        "source": str(files[WEIGHTS_FILE].parent),
+        "files": {name: cached_sha256(path) for name, path in sorted(files.items())},
+    }
+
+
+def identify(card: DetectorCard, weights: Path | None, context: LoadContext) -> Identity:
+    """The checkpoint's files and their sha256, without building the model."""
+    from artifactbench.assets import files_sha256
+
+    files = _weight_files(card, weights)
+    return Identity(card, files_sha256(files), _files_record(files))
+
+
+def load(card: DetectorCard, weights: Path | None, context: LoadContext) -> SpecTTTraDetector:
+    """The card's published checkpoint (or the `weights` directory), on `context.device`."""
+    from artifactbench.assets import fetch_command, files_sha256
+
+    files = _weight_files(card, weights)
     device = context.device
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise Unavailable(f"{card.id}: device {device!r} but CUDA is not available", "--device cpu")
@@ -418,7 +441,7 @@ def load(card: DetectorCard, weights: Path | None, context: LoadContext) -> Spec
         )
     model = model.to(device)
     provenance = {
-        "source": str(folder),
+        **_files_record(files),
         "requested_device": device,
         "device": module_device(model),
         "variant": config.experiment_name,
@@ -431,6 +454,5 @@ def load(card: DetectorCard, weights: Path | None, context: LoadContext) -> Spec
         "input_shape": list(config.input_shape),
         "params": model.num_parameters(),
         "top_db": TOP_DB_NOTE,
-        "files": {name: cached_sha256(path) for name, path in sorted(files.items())},
     }
     return SpecTTTraDetector(card, model, device, files_sha256(files), provenance)

@@ -3,7 +3,7 @@ batch to the store."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 
 import numpy as np
 
@@ -14,8 +14,10 @@ from artifactbench.detectors.base import (
 )
 from artifactbench.progress import ProgressHook, no_progress
 from artifactbench.runner.plan import (
+    Completion,
     LoadedModel,
     RunOptions,
+    batch_view_bytes,
     plan_scoring,
     say_nothing,
     score_batch,
@@ -43,31 +45,18 @@ class _Scorer:
         self.store = store
         self.batch_size = batch_size
         self.batch_bytes = batch_bytes
-        self.advance = advance
         self.buffers: list[list[tuple[str, np.ndarray]]] = [[] for _ in models]
         self.buffered = [0 for _ in models]
         self.pending_locators: list[tuple[str, str]] = []
         self.calls = 0
-        self.missing: dict[str, int] = {}  # audio sha256 -> answers not yet committed
-        self.waiting: dict[str, int] = {}  # audio sha256 -> tracks done when it is answered
+        self.completion = Completion(advance)
 
     def expect(self, sha: str, answers: int) -> None:
-        """A track whose audio still needs `answers` answers (0: the store has them all)."""
-        self.missing[sha] = self.missing.get(sha, 0) + answers
-        self.waiting[sha] = self.waiting.get(sha, 0) + 1
-        self._settle([sha])
+        self.completion.expect(sha, answers)
 
     def _commit(self, rows: list[tuple[ScoreKey, str, ScoreRow]]) -> None:
         self.store.write(rows, self._take_locators())
-        for _, sha, _ in rows:
-            self.missing[sha] -= 1
-        self._settle({sha for _, sha, _ in rows})
-
-    def _settle(self, shas: Iterable[str]) -> None:
-        for sha in shas:
-            if self.missing.get(sha) == 0:
-                del self.missing[sha]
-                self.advance(self.waiting.pop(sha))
+        self.completion.committed(sha for _, sha, _ in rows)
 
     def add(self, model_index: int, sha: str, view: np.ndarray) -> None:
         self.buffers[model_index].append((sha, view))
@@ -108,12 +97,6 @@ class _Scorer:
         rows, calls = score_batch(detector, batch)
         self.calls += calls
         return rows
-
-
-def batch_view_bytes(options: RunOptions) -> int:
-    """What the views of one detector's batch may hold: half the memory budget, the other half
-    being for the intermediates of a call."""
-    return max(1, options.memory_budget // 2)
 
 
 def score_tracks(

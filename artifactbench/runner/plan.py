@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,12 +24,13 @@ from artifactbench.detectors.base import (
     Detector,
     DetectorCard,
     FitPlan,
+    Identified,
     LoadContext,
     Scored,
     Unavailable,
 )
 from artifactbench.detectors.memory import DEFAULT_BUDGET
-from artifactbench.detectors.registry import backend
+from artifactbench.detectors.registry import backend, identify
 from artifactbench.paths import cache_dir
 from artifactbench.predictions import COLUMNS, ORIGINAL
 from artifactbench.progress import ProgressHook, no_progress
@@ -108,7 +109,7 @@ class Skipped:
 
 @dataclass
 class LoadedModel:
-    detector: Detector
+    detector: Identified
     key: ScoreKey
     view_index: int
     variant: int = 0
@@ -200,10 +201,13 @@ def load_models(
     bench: Bench | None,
     options: RunOptions,
     progress: ProgressHook = no_progress,
-) -> tuple[list[Detector], list[Skipped]]:
+    identify_only: bool = False,
+) -> tuple[list[Any], list[Skipped]]:
     """Load every chosen detector once; an unavailable one is skipped with its fix (or raised).
 
-    Bench-fitted detectors fit on `options.fit_on` when given, else on `bench`."""
+    `identify_only` learns each detector's identity from its card and files instead (see
+    `registry.identify`), for a driver whose models load elsewhere. Bench-fitted detectors fit
+    on `options.fit_on` when given, else on `bench`."""
     loaded, skipped = [], []
     fit_bench = options.fit_on or bench
     for card in cards:
@@ -211,7 +215,10 @@ def load_models(
         context = LoadContext(options.device, options.seed, plan, options.memory_budget)
         weights = options.weights.get(card.id)
         try:
-            loaded.append(backend(card).load(card, weights, context))
+            if identify_only:
+                loaded.append(identify(card, weights, context))
+            else:
+                loaded.append(backend(card).load(card, weights, context))
         except Unavailable as exc:
             if options.strict:
                 raise
@@ -265,7 +272,9 @@ def score_row(result: float | Scored | None, seconds: float) -> ScoreRow:
     return ScoreRow(float(prob), "scored", None, None, seconds, note)
 
 
-def score_key(detector: Detector, chain: list[Transform] | None = None, seed: int = 0) -> ScoreKey:
+def score_key(
+    detector: Identified, chain: list[Transform] | None = None, seed: int = 0
+) -> ScoreKey:
     """The store namespace of a loaded detector: id, exact weights, and its input protocol,
     which includes the transform chain applied after decoding (none: the plain protocol)."""
     card = detector.card
@@ -279,6 +288,41 @@ def protocol(chain: list[Transform] | None, seed: int = 0) -> str:
         return DECODE_PROTOCOL
     seeded = f"|seed:{seed}" if any(t.seeded for t in chain) else ""
     return f"{DECODE_PROTOCOL}|transforms:{chain_hash(chain)}{seeded}"
+
+
+def batch_view_bytes(options: RunOptions) -> int:
+    """What the views of one detector's batch may hold: half the memory budget, the other half
+    being for the intermediates of a call."""
+    return max(1, options.memory_budget // 2)
+
+
+class Completion:
+    """Which tracks are done: a track counts (`advance`) once every answer its audio needs is
+    committed to the store, however its answers are spread over batches and detectors."""
+
+    def __init__(self, advance: Callable[[int], None]) -> None:
+        self.advance = advance
+        self.missing: dict[str, int] = {}  # audio sha256 -> answers not yet committed
+        self.waiting: dict[str, int] = {}  # audio sha256 -> tracks done when it is answered
+
+    def expect(self, sha: str, answers: int) -> None:
+        """A track whose audio still needs `answers` answers (0: the store has them all)."""
+        self.missing[sha] = self.missing.get(sha, 0) + answers
+        self.waiting[sha] = self.waiting.get(sha, 0) + 1
+        self._settle([sha])
+
+    def committed(self, shas: Iterable[str]) -> None:
+        """One answer each for these audio (a sha256 once per answer) is in the store."""
+        shas = list(shas)
+        for sha in shas:
+            self.missing[sha] -= 1
+        self._settle(set(shas))
+
+    def _settle(self, shas: Iterable[str]) -> None:
+        for sha in shas:
+            if self.missing.get(sha) == 0:
+                del self.missing[sha]
+                self.advance(self.waiting.pop(sha))
 
 
 @dataclass
@@ -297,7 +341,7 @@ class ScorePlan:
 
 
 def plan_scoring(
-    tracks: list[Track], models: list[Detector], store: ScoreStore, options: RunOptions
+    tracks: list[Track], models: Sequence[Identified], store: ScoreStore, options: RunOptions
 ) -> ScorePlan:
     """Every (variant, detector) pair with its view, and the tracks the store leaves to do."""
     specs: list[ViewSpec] = []
@@ -341,7 +385,7 @@ def extra_columns(tracks: list[Track]) -> list[str]:
 
 def predictions_table(
     tracks: list[Track],
-    models: list[Detector],
+    models: Sequence[Identified],
     store: ScoreStore,
     shas: dict[int, str],
     resolve_failures: dict[int, Decoded],

@@ -21,10 +21,7 @@ from artifactbench import __version__
 from artifactbench.audio.decode import DECODE_PROTOCOL
 from artifactbench.audio.transforms import describe_chain
 from artifactbench.benches.base import Bench, Track
-from artifactbench.detectors.base import (
-    Detector,
-    DetectorCard,
-)
+from artifactbench.detectors.base import DetectorCard, Identified
 from artifactbench.detectors.devices import check_device
 from artifactbench.predictions import write_predictions
 from artifactbench.progress import ProgressHook, no_progress
@@ -158,7 +155,9 @@ def run(
     store_file = (store_path or options.out / "scores.sqlite").resolve()
     store: ScoreStore | None = None
     try:
-        models, skipped = load_models(cards, bench, options, progress)
+        # The Ray engine's driver scores nothing: it learns each detector from its files.
+        identify_only = options.engine == "ray"
+        models, skipped = load_models(cards, bench, options, progress, identify_only)
         for skip in skipped:
             say(skip.line())
         if not models:
@@ -180,6 +179,7 @@ def run(
             )
         record = _run_record(bench, options, selected, tracks, models, skipped, store_file)
         record["detector_calls"] = calls
+        record["answers_written"] = store.written
         record["timeline"] = {
             "started": _utc(wall_started),
             "first_answer": _utc(store.first_write),
@@ -218,7 +218,7 @@ def _write_run(
     bench: Bench,
     options: RunOptions,
     tracks: list[Track],
-    models: list[Detector],
+    models: list[Identified],
     rows: list[dict[str, Any]],
     record: dict[str, Any],
     started: float,
@@ -262,7 +262,7 @@ def _run_record(
     options: RunOptions,
     selected: list[Track],
     tracks: list[Track],
-    models: list[Detector],
+    models: list[Identified],
     skipped: list[Skipped],
     store_file: Path,
 ) -> dict[str, Any]:

@@ -13,13 +13,15 @@ from pathlib import Path
 
 import numpy as np
 
-from artifactbench.detectors.base import DetectorCard, LoadContext, Unavailable
+from artifactbench.detectors.base import DetectorCard, Identity, LoadContext, Unavailable
+
+WEIGHTS_SHA256 = "counting-v1"
 
 
 class CountingDetector:
     def __init__(self, card: DetectorCard) -> None:
         self.card = card
-        self.weights_sha256 = "counting-v1"
+        self.weights_sha256 = WEIGHTS_SHA256
         self.provenance = {"source": "tests", "device": "cpu"}
         self.log = Path(os.environ["COUNTING_LOG"]) if "COUNTING_LOG" in os.environ else None
         self.sleep = float(os.environ.get("COUNTING_SLEEP", "0"))
@@ -32,6 +34,11 @@ class CountingDetector:
             if rms > 0.6:
                 raise ValueError("view too loud for this model")
             out.append(float("nan") if rms < 1e-3 else 1.0 - float(np.exp(-rms * 8.0)))
+        if "COUNTING_NODES" in os.environ:  # the Ray node of each call, on a cluster
+            import ray
+
+            with open(os.environ["COUNTING_NODES"], "a") as fh:
+                fh.write(f"{ray.get_runtime_context().get_node_id()}\n")
         if self.log is not None:
             with open(self.log, "a") as fh:
                 for view in views:
@@ -41,7 +48,17 @@ class CountingDetector:
         return out
 
 
+def identify(card: DetectorCard, weights: Path | None, context: LoadContext) -> Identity:
+    """What a driver that loads nothing learns: the same key a load gives."""
+    if os.environ.get("COUNTING_UNAVAILABLE"):
+        raise Unavailable("counting weights are not here", "export COUNTING_UNAVAILABLE=")
+    return Identity(card, WEIGHTS_SHA256, {"source": "tests"})
+
+
 def load(card: DetectorCard, weights: Path | None, context: LoadContext) -> CountingDetector:
+    if "COUNTING_LOADS" in os.environ:  # which processes loaded the model
+        with open(os.environ["COUNTING_LOADS"], "a") as fh:
+            fh.write(f"{os.getpid()}\n")
     if os.environ.get("COUNTING_BROKEN"):
         raise RuntimeError("checkpoint is corrupt")
     if os.environ.get("COUNTING_UNAVAILABLE"):

@@ -18,6 +18,7 @@ from artifactbench.detectors.artifactnet_onnx import probe_chunks, score_chunked
 from artifactbench.detectors.artifactnet_open.model import ArtifactNetConfig, ArtifactNetOpen
 from artifactbench.detectors.base import (
     DetectorCard,
+    Identity,
     LoadContext,
     Scored,
     Unavailable,
@@ -104,8 +105,7 @@ def _bytes_per_chunk(detector: ArtifactNetOpenDetector, probe: np.ndarray) -> in
     return max(1, -(-(torch.cuda.max_memory_allocated(detector.device) - before) // 2))
 
 
-def load(card: DetectorCard, weights: Path | None, context: LoadContext) -> ArtifactNetOpenDetector:
-    """`weights` (a `.pt` from the trainer), else the card's packaged or fetched file."""
+def _weights_path(card: DetectorCard, weights: Path | None) -> Path:
     from artifactbench.assets import resolve_files
 
     if weights is None and not card.files:
@@ -116,6 +116,18 @@ def load(card: DetectorCard, weights: Path | None, context: LoadContext) -> Arti
         raise Unavailable(str(exc), TRAIN_HINT) from exc
     if not path.is_file():
         raise Unavailable(f"{card.id}: weights file {path} does not exist", TRAIN_HINT)
+    return path
+
+
+def identify(card: DetectorCard, weights: Path | None, context: LoadContext) -> Identity:
+    """The trained weights file and its sha256, without reading the model."""
+    path = _weights_path(card, weights)
+    return Identity(card, sha256_file(path), {"weights": str(path)})
+
+
+def load(card: DetectorCard, weights: Path | None, context: LoadContext) -> ArtifactNetOpenDetector:
+    """`weights` (a `.pt` from the trainer), else the card's packaged or fetched file."""
+    path = _weights_path(card, weights)
     try:
         model, _, meta = read_weights(path)
     except Exception as exc:  # noqa: BLE001 - any read failure means the file is unusable
