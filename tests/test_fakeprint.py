@@ -78,3 +78,16 @@ def test_fit_refuses_a_single_class_and_bad_weight_files(tmp_path) -> None:
     bad.write_text('{"feature": "other"}')
     with pytest.raises(Unavailable, match="cannot read fakeprint weights"):
         FakeprintFit.from_file(bad)
+
+
+def test_float16_views_would_move_scores_so_views_travel_as_float32() -> None:
+    """Halving the bytes a view costs on the wire is only allowed if scores stay within 1e-6;
+    float16 rounding moves fakeprint's by far more, so the engines ship the float32 buffers."""
+    examples = [(music(i), "real") for i in range(4)]
+    examples += [(upsampled(music(20 + i), seed=i), "ai") for i in range(4)]
+    detector = FakeprintDetector(cards()["fakeprint"], fit(examples, RATE, seed=0), {})
+    views = [music(90), upsampled(music(91), seed=9), 0.05 * music(92)]
+    exact = np.array(detector.score(views))
+    rounded = np.array(detector.score([v.astype(np.float16).astype(np.float32) for v in views]))
+    assert all(v.dtype == np.float32 for v in views)
+    assert np.abs(exact - rounded).max() > 1e-6
