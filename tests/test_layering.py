@@ -138,13 +138,28 @@ def test_results_never_reach_back_to_what_makes_them() -> None:
 def test_detectors_only_score() -> None:
     """A detector turns views into scores: it knows no bench, runner, analysis or side flow."""
     graph = import_graph()
-    barred = ("runner", "benches", "experiments", *RESULTS)
+    barred = ("runner", "benches", "experiments", "audit", *RESULTS)
     wrong = sorted(
         f"{module} -> {target}"
         for module, targets in graph.items()
         if _in(module, ("detectors",))
         for target in targets
         if _in(target, barred)
+    )
+    assert wrong == []
+
+
+def test_the_audit_is_a_side_flow() -> None:
+    """The leakage audit reads benches through the decode pool and writes its own directory;
+    only the command line runs it, and the reports take its findings as data, so it needs no
+    runner, detector or results package either."""
+    graph = import_graph()
+    wrong = sorted(
+        f"{module} -> {target}"
+        for module, targets in graph.items()
+        for target in targets
+        if (_in(target, ("audit",)) and not _in(module, ("audit", "cli")))
+        or (_in(module, ("audit",)) and _in(target, ("runner", "detectors", *RESULTS)))
     )
     assert wrong == []
 

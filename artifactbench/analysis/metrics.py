@@ -9,6 +9,10 @@ Conventions, relied on by every report:
   AI tracks, FPR without real tracks, F1 when there are no AI tracks and no AI calls.
 - Threshold-free metrics (AUC, EER, average precision, the FPR <= 5% operating point) need
   both classes among the scored tracks (AP needs only AI tracks); otherwise ``None``.
+- Detection cost and calibration (minDCF, actDCF, Cllr, minCllr; see
+  :mod:`artifactbench.analysis.detection_cost`) follow ASVspoof 5 with AI as the attack class
+  and real as bona fide; minDCF, Cllr and minCllr are threshold-free, actDCF decides at the cost
+  model's Bayes threshold (not at ``threshold``).
 - Bootstrap intervals resample AI and real tracks separately (stratified by label, so every
   replicate keeps the class sizes) with a seeded generator; a replicate whose metric is
   undefined is dropped and ``n_finite`` says how many remained.
@@ -24,6 +28,16 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from artifactbench.analysis.detection_cost import (
+    COST_METRICS,
+    DEFAULT_COST,
+    CostModel,
+    act_dcf_with_failures,
+    cllr,
+    cost_replicates,
+    min_cllr,
+    min_dcf,
+)
 from artifactbench.predictions import KEY, STAGES, validate_predictions
 
 FPR_TARGET = 0.05
@@ -164,6 +178,22 @@ def _equal_error(
     return float(eer), float(thresholds[i - 1])
 
 
+def equal_error_rate(y_true: Any, prob: Any) -> float | None:
+    """The EER of scored tracks exactly as :func:`binary_metrics` computes it, for callers that
+    need it alone on many subsets (condition matrices); None without both classes."""
+    y = as_positive(y_true)
+    p = np.asarray(prob, dtype=float)
+    if y.shape != p.shape:
+        raise ValueError("y_true and prob must have the same length")
+    if not np.all(np.isfinite(p)):
+        raise ValueError("prob must be finite: pass scored tracks only")
+    pos, neg = int(y.sum()), int((~y).sum())
+    if not pos or not neg:
+        return None
+    thresholds, tps, fps = _cumulative(y, p)
+    return _equal_error(thresholds, tps, fps, pos, neg)[0]
+
+
 def _weighted_auc(y: np.ndarray, prob: np.ndarray, weights: np.ndarray) -> np.ndarray:
     """AUC (ties count half) for each row of per-track weights; NaN where a class has no weight.
 
@@ -204,13 +234,17 @@ def bootstrap_intervals(
     resamples: int = BOOTSTRAP_RESAMPLES,
     level: float = CI_LEVEL,
     draw: Callable[[np.random.Generator, int], np.ndarray] | None = None,
+    cost: CostModel | None = None,
 ) -> dict[str, dict[str, float | int | None]]:
-    """Percentile intervals of F1, precision, recall, FPR (from `pred`) and AUC (from `prob`).
+    """Percentile intervals of F1, precision, recall, FPR (from `pred`) and AUC (from `prob`),
+    and with a `cost` model of minDCF, actDCF, Cllr and minCllr (:data:`COST_METRICS`).
 
     Resampling is stratified by label; `draw(rng, reps)` may replace it with other resample
     counts per track ([reps, n], e.g. whole clusters). Tracks with a non-finite `prob` take part
     in the count metrics through `pred` but not in the AUC, which is how imputed failures are
-    resampled.
+    resampled; actDCF counts them as errors of their class, minDCF, Cllr and minCllr leave them
+    out as the AUC does. The cost metrics are computed on the same replicates as the others, so
+    adding them changes no other interval.
     """
     y = np.asarray(y, dtype=bool)
     pred = np.asarray(pred, dtype=bool)
@@ -221,7 +255,9 @@ def bootstrap_intervals(
     chunk = max(1, _CHUNK_CELLS // max(1, y.size))
     cells = [(y & pred).astype(float), (y & ~pred).astype(float)]
     cells += [(~y & pred).astype(float), (~y & ~pred).astype(float)]
-    values: dict[str, list[np.ndarray]] = {m: [] for m in CI_METRICS}
+    names = CI_METRICS + (COST_METRICS if cost is not None else ())
+    cost_of = cost_replicates(y, prob, cost) if cost is not None else None
+    values: dict[str, list[np.ndarray]] = {m: [] for m in names}
     done = 0
     while done < resamples:
         reps = min(chunk, resamples - done)
@@ -242,6 +278,9 @@ def bootstrap_intervals(
         else:
             auc = np.full(reps, np.nan)
         values["auc"].append(auc)
+        if cost_of is not None:
+            for name, arr in cost_of(weights).items():
+                values[name].append(arr)
         done += reps
     tail = 100 * (1 - level) / 2
     out: dict[str, dict[str, float | int | None]] = {}
@@ -257,6 +296,21 @@ def bootstrap_intervals(
     return out
 
 
+def _detection_cost(y: np.ndarray, prob: np.ndarray, cost: CostModel) -> dict[str, Any]:
+    """minDCF (and its P(AI) threshold), Cllr and minCllr of the finite `prob` values; actDCF
+    of every track, one with a non-finite `prob` (failed) counted as an error of its class."""
+    ranked = np.isfinite(prob)
+    y_r, p_r = y[ranked], prob[ranked]
+    value, threshold = min_dcf(y_r, p_r, cost)
+    return {
+        "min_dcf": value,
+        "min_dcf_threshold": threshold,
+        "act_dcf": act_dcf_with_failures(y, prob, cost),
+        "cllr": cllr(y_r, p_r),
+        "min_cllr": min_cllr(y_r, p_r),
+    }
+
+
 def _evaluate(
     y: np.ndarray,
     pred: np.ndarray,
@@ -264,6 +318,7 @@ def _evaluate(
     *,
     seed: int,
     resamples: int,
+    cost: CostModel = DEFAULT_COST,
 ) -> dict[str, Any]:
     """All metrics: counts from `pred`, threshold-free ones from the finite `prob` values."""
     counts = confusion(y, pred)
@@ -275,8 +330,9 @@ def _evaluate(
         **counts,
         **rates(**counts),
         **_ranking(y[ranked], prob[ranked]),
+        **_detection_cost(y, prob, cost),
     }
-    out["ci"] = bootstrap_intervals(y, pred, prob, seed=seed, resamples=resamples)
+    out["ci"] = bootstrap_intervals(y, pred, prob, seed=seed, resamples=resamples, cost=cost)
     return out
 
 
@@ -287,6 +343,7 @@ def binary_metrics(
     *,
     seed: int = 0,
     resamples: int = BOOTSTRAP_RESAMPLES,
+    cost: CostModel = DEFAULT_COST,
 ) -> dict[str, Any]:
     """Every metric of one model on scored tracks (True / ``"ai"`` = AI, prob = P(AI)).
 
@@ -295,7 +352,10 @@ def binary_metrics(
     itself is interpolated linearly between that point and the one before), average_precision
     (step-wise, as scikit-learn), threshold_at_fpr05 / tpr_at_fpr05 / fpr_at_fpr05 (the lowest
     threshold whose FPR <= 5%; threshold None with TPR 0 when only rejecting every track meets
-    it), and ci (bootstrap intervals, see :func:`bootstrap_intervals`).
+    it), min_dcf / min_dcf_threshold / act_dcf / cllr / min_cllr (ASVspoof 5's detection cost
+    and calibration under `cost`, AI the attack class; min_dcf_threshold is the P(AI) threshold
+    of the minDCF operating point, AI when ``prob >= it``, inf when it calls nothing AI), and
+    ci (bootstrap intervals, see :func:`bootstrap_intervals`).
     """
     y = as_positive(y_true)
     p = np.asarray(prob, dtype=float)
@@ -303,7 +363,7 @@ def binary_metrics(
         raise ValueError("y_true and prob must have the same length")
     if not np.all(np.isfinite(p)):
         raise ValueError("prob must be finite; failed tracks belong to compute_metrics")
-    return _evaluate(y, p >= threshold, p, seed=seed, resamples=resamples)
+    return _evaluate(y, p >= threshold, p, seed=seed, resamples=resamples, cost=cost)
 
 
 def _model_arrays(rows: pd.DataFrame, threshold: float) -> tuple[np.ndarray, ...]:
@@ -323,6 +383,7 @@ def compute_metrics(
     seed: int,
     *,
     resamples: int = BOOTSTRAP_RESAMPLES,
+    cost: CostModel = DEFAULT_COST,
 ) -> dict[str, Any]:
     """Per-model metrics of a predictions table, on scored tracks and under both accountings.
 
@@ -330,8 +391,13 @@ def compute_metrics(
     - ``accounting.exclude``: only tracks scored by every model in the table (a track any model
       failed on, or lacks a row for, is dropped from every model), so denominators match.
     - ``accounting.impute``: every row of the model; a failed AI track is a false negative and a
-      failed real track a false positive. Counts, rates and their intervals include failures;
-      AUC, EER, AP and the FPR <= 5% point are computed on scored tracks only.
+      failed real track a false positive. Counts, rates and their intervals include failures,
+      and so does actDCF (a failed AI track is a false alarm, accepted as real; a failed real
+      track a miss); AUC, EER, AP, the FPR <= 5% point, minDCF, Cllr and minCllr are computed
+      on scored tracks only.
+
+    `cost` is the detection cost model of minDCF and actDCF (ASVspoof 5's by default), written
+    as the top-level ``cost_model`` block.
 
     Rows are sorted by (bench, track_id) first and every bootstrap starts from `seed`, so the
     result does not depend on row order and models under ``exclude`` share their resamples.
@@ -350,16 +416,18 @@ def compute_metrics(
         keep = np.fromiter((k in common for k in keys), dtype=bool, count=len(keys))
         ok = ~failed
         stages = rows.loc[failed, "stage"].fillna("unknown").value_counts()
-        scored = _evaluate(y[ok], pred[ok], prob[ok], seed=seed, resamples=resamples)
+        scored = _evaluate(y[ok], pred[ok], prob[ok], seed=seed, resamples=resamples, cost=cost)
         # Without failures or dropped tracks an accounting is the scored population itself.
         if keep.all():
             exclude = copy.deepcopy(scored)
         else:
-            exclude = _evaluate(y[keep], pred[keep], prob[keep], seed=seed, resamples=resamples)
+            exclude = _evaluate(
+                y[keep], pred[keep], prob[keep], seed=seed, resamples=resamples, cost=cost
+            )
         if ok.all():
             impute = copy.deepcopy(scored)
         else:
-            impute = _evaluate(y, pred, prob, seed=seed, resamples=resamples)
+            impute = _evaluate(y, pred, prob, seed=seed, resamples=resamples, cost=cost)
         models[str(model)] = {
             "n": int(y.size),
             "n_scored": int(ok.sum()),
@@ -382,6 +450,7 @@ def compute_metrics(
             "method": "percentile, resampled within each label",
         },
         "fpr_target": FPR_TARGET,
+        "cost_model": cost.to_json(),
         "n_tracks": int(frame[KEY].drop_duplicates().shape[0]),
         "n_common_scored": len(common),
         "models": models,

@@ -8,7 +8,7 @@ import sys
 
 import typer
 
-from artifactbench.cli import catalog, experiments, results, scoring
+from artifactbench.cli import audit, catalog, experiments, results, scoring
 from artifactbench.cli.common import UsageProblem
 
 app = typer.Typer(
@@ -22,7 +22,7 @@ app = typer.Typer(
 COMMANDS = (
     scoring.run, scoring.codec, results.sanity, results.report, scoring.score,
     experiments.train, experiments.export, experiments.ablate, experiments.bandwidth,
-    results.leaderboard, catalog.benches, catalog.models, experiments.reproduce,
+    audit.audit, results.leaderboard, catalog.benches, catalog.models, experiments.reproduce,
 )  # fmt: skip
 for command in COMMANDS:
     app.command()(command)

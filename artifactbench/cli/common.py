@@ -4,15 +4,16 @@ the parsing of names into benches, models and transform chains."""
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 
+from artifactbench.analysis.transfer_rules import DEFAULT_METRIC, THRESHOLD_RULES
 from artifactbench.benches import bench_spec_help
 from artifactbench.benches.base import SPLITS
 from artifactbench.progress import progress_to
@@ -71,11 +72,76 @@ WorkersOption = Annotated[int, typer.Option(min=0, help="decode processes (0: in
 DeviceOption = Annotated[str, typer.Option(help="cpu | cuda | cuda:N", callback=check_device)]
 ThresholdOption = Annotated[float, typer.Option(min=0.0, max=1.0)]
 SeedOption = Annotated[int, typer.Option()]
+
+
+def _cost_check(field: str) -> Callable[[float | None], float | None]:
+    """A callback refusing, before any work, a value the detection cost model refuses (the
+    message names the valid range)."""
+
+    def check(value: float | None) -> float | None:
+        from artifactbench.analysis.detection_cost import CostModel
+
+        if value is not None:
+            try:
+                CostModel(**{field: value})
+            except ValueError as exc:
+                raise typer.BadParameter(str(exc)) from exc
+        return value
+
+    return check
+
+
+_P_ATTACK_HELP = "prior of the attack (AI) class in minDCF / actDCF, in (0, 1); ASVspoof 5: 0.05"
+_C_MISS_HELP = "cost of a miss (a real track called AI) in minDCF / actDCF, > 0; ASVspoof 5: 1"
+_C_FA_HELP = "cost of a false alarm (an AI track called real), > 0; ASVspoof 5: 10"
+_OF_RUN = " (default: the run's)"
+DcfPAttackOption = Annotated[
+    float, typer.Option(help=_P_ATTACK_HELP, callback=_cost_check("p_attack"))
+]
+DcfCMissOption = Annotated[float, typer.Option(help=_C_MISS_HELP, callback=_cost_check("c_miss"))]
+DcfCFaOption = Annotated[float, typer.Option(help=_C_FA_HELP, callback=_cost_check("c_fa"))]
+DcfPAttackOverride = Annotated[
+    float | None, typer.Option(help=_P_ATTACK_HELP + _OF_RUN, callback=_cost_check("p_attack"))
+]
+DcfCMissOverride = Annotated[
+    float | None, typer.Option(help=_C_MISS_HELP + _OF_RUN, callback=_cost_check("c_miss"))
+]
+DcfCFaOverride = Annotated[
+    float | None, typer.Option(help=_C_FA_HELP + _OF_RUN, callback=_cost_check("c_fa"))
+]
+
+
+def cost_overrides(
+    p_attack: float | None, c_miss: float | None, c_fa: float | None
+) -> dict[str, float]:
+    """The detection cost fields given on the command line, to replace the run's."""
+    given = {"p_attack": p_attack, "c_miss": c_miss, "c_fa": c_fa}
+    return {key: float(value) for key, value in given.items() if value is not None}
+
+
 RunsOption = Annotated[Path, typer.Option("--out", help="where run directories go")]
 WeightsOption = Annotated[Path | None, typer.Option(help="weights file for the one model")]
 FitOnOption = Annotated[
     str | None,
     typer.Option(help="bench whose train split bench-fitted models (fakeprint) fit on"),
+]
+ThresholdFromOption = Annotated[
+    str | None,
+    typer.Option(
+        "--threshold-from",
+        metavar="RUN_DIR[:METRIC]",
+        help="also report each model at the threshold chosen on another run's predictions by "
+        f"METRIC: {' | '.join(THRESHOLD_RULES)} (default {DEFAULT_METRIC})",
+    ),
+]
+CalibrateOnOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--calibrate-on",
+        metavar="RUN_DIR",
+        help="also report each model after a logistic calibration fitted on another run's "
+        "predictions",
+    ),
 ]
 
 
@@ -140,23 +206,52 @@ def predictions_of(run_dir: Path) -> Path:
     return path
 
 
+def parse_transfer(threshold_from: str | None, calibrate_on: Path | None) -> dict[str, Any] | None:
+    """The transfer record `--threshold-from` / `--calibrate-on` ask for (None: neither),
+    chosen now from the source runs' predictions, so a wrong source fails before any work."""
+    if threshold_from is None and calibrate_on is None:
+        return None
+    from artifactbench.predictions import PredictionsError
+    from artifactbench.reports.transfer import (
+        TransferError,
+        parse_threshold_source,
+        resolve_transfer,
+    )
+
+    try:
+        source = parse_threshold_source(threshold_from) if threshold_from is not None else None
+        for run_dir in (source[0] if source else None, calibrate_on):
+            if run_dir is not None:
+                predictions_of(run_dir)
+        return resolve_transfer(source, calibrate_on)
+    except (TransferError, PredictionsError) as exc:
+        raise UsageProblem(str(exc)) from exc
+
+
 def print_run(run_dir: Path) -> None:
-    """The summary tables, then the variant comparison when the run has several variants."""
+    """The summary tables, then the variant comparison when the run has several variants, and
+    the threshold and calibration from another run when it has them."""
     from artifactbench.reports.console import print_run as printed
+    from artifactbench.reports.transfer import print_transfer
 
     printed(out, run_dir)
+    print_transfer(out, run_dir)
 
 
 @contextmanager
 def scoring_outcomes() -> Iterator[None]:
     """How a scoring run ends on the command line: an unusable model or nothing to score is
     wrong input (exit 2, with the fix), a failed engine exit 1 with the answers kept, an
-    interrupt its one line and exit 130."""
+    interrupt its one line and exit 130. A threshold or calibration from another run that
+    lacks one of the run's models is wrong input too."""
+    from artifactbench.analysis.transfer import TransferError
     from artifactbench.detectors.base import Unavailable
     from artifactbench.runner import EngineFailure, Interrupted, NothingToScore
 
     try:
         yield
+    except TransferError as exc:
+        raise UsageProblem(str(exc)) from exc
     except (Unavailable, NothingToScore) as exc:
         hint = getattr(exc, "hint", None)
         raise UsageProblem(f"{exc} (fix: {hint})" if hint else str(exc)) from exc

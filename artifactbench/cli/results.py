@@ -8,7 +8,21 @@ from typing import Annotated
 
 import typer
 
-from artifactbench.cli.common import UsageProblem, out, predictions_of, print_run, show
+from artifactbench.cli.audit import AuditOption, read_audits
+from artifactbench.cli.common import (
+    CalibrateOnOption,
+    DcfCFaOverride,
+    DcfCMissOverride,
+    DcfPAttackOverride,
+    ThresholdFromOption,
+    UsageProblem,
+    cost_overrides,
+    out,
+    parse_transfer,
+    predictions_of,
+    print_run,
+    show,
+)
 
 
 def _latest_run(runs: Path) -> Path:
@@ -44,16 +58,35 @@ def sanity(
     out.print(text, markup=False)
 
 
-def report(run_dir: Annotated[Path, typer.Argument(help="run directory")]) -> None:
-    """Rebuild every table and plot of a run from predictions.parquet (no model is called)."""
+def report(
+    run_dir: Annotated[Path, typer.Argument(help="run directory")],
+    threshold_from: ThresholdFromOption = None,
+    calibrate_on: CalibrateOnOption = None,
+    dcf_p_attack: DcfPAttackOverride = None,
+    dcf_c_miss: DcfCMissOverride = None,
+    dcf_c_fa: DcfCFaOverride = None,
+    audit: AuditOption = None,
+) -> None:
+    """Rebuild every table and plot of a run from predictions.parquet (no model is called).
+    A threshold or calibration from another run replaces the one the run recorded; the
+    --dcf-* options replace its detection cost model; --audit marks results on tracks a model
+    was trained on."""
+    from artifactbench.analysis.transfer import TransferError
     from artifactbench.predictions import PredictionsError
     from artifactbench.reports import NothingToReport, write_reports
+    from artifactbench.reports.leakage import AuditMismatch
 
+    predictions = predictions_of(run_dir)
+    transfer = parse_transfer(threshold_from, calibrate_on)
+    audits = read_audits(audit)
     try:
-        written = write_reports(predictions_of(run_dir), run_dir)
+        written = write_reports(
+            predictions, run_dir, transfer=transfer,
+            cost=cost_overrides(dcf_p_attack, dcf_c_miss, dcf_c_fa), audits=audits,
+        )  # fmt: skip
     except NothingToReport as exc:
         raise UsageProblem(f"{run_dir} has no scored model: nothing to report") from exc
-    except PredictionsError as exc:
+    except (PredictionsError, TransferError, AuditMismatch) as exc:
         raise UsageProblem(str(exc)) from exc
     print_run(run_dir)
     out.print(f"rebuilt: {', '.join(sorted(p.name for p in written.values()))}")
@@ -65,14 +98,22 @@ def leaderboard(
         "leaderboard"
     ),
     seed: Annotated[int, typer.Option()] = 0,
+    dcf_p_attack: DcfPAttackOverride = None,
+    dcf_c_miss: DcfCMissOverride = None,
+    dcf_c_fa: DcfCFaOverride = None,
+    audit: AuditOption = None,
 ) -> None:
-    """Merge runs of one bench, split and protocol into a ranked leaderboard."""
+    """Merge runs of one bench, split and protocol into a ranked leaderboard (the --dcf-*
+    options replace the detection cost model the runs recorded; --audit marks results on
+    tracks a model was trained on)."""
     from artifactbench.reports.leaderboard import build_leaderboard, write_leaderboard
 
     for run_dir in run_dirs:
         predictions_of(run_dir)
+    audits = read_audits(audit)
     try:
-        board = build_leaderboard(run_dirs, seed=seed)
+        cost = cost_overrides(dcf_p_attack, dcf_c_miss, dcf_c_fa)
+        board = build_leaderboard(run_dirs, seed=seed, cost=cost, audits=audits)
     except (ValueError, FileNotFoundError) as exc:
         raise UsageProblem(str(exc).splitlines()[0]) from exc
     paths = write_leaderboard(board, out_dir)

@@ -7,7 +7,7 @@ import json
 import sys
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -17,6 +17,10 @@ from artifactbench.cli.common import (
     DEFAULT_WORKERS,
     BatchSizeOption,
     BenchOption,
+    CalibrateOnOption,
+    DcfCFaOption,
+    DcfCMissOption,
+    DcfPAttackOption,
     DeviceOption,
     FitOnOption,
     LimitOption,
@@ -27,6 +31,7 @@ from artifactbench.cli.common import (
     SeedOption,
     Split,
     SplitOption,
+    ThresholdFromOption,
     ThresholdOption,
     UsageProblem,
     WeightsOption,
@@ -35,6 +40,7 @@ from artifactbench.cli.common import (
     parse_bench,
     parse_chain,
     parse_models,
+    parse_transfer,
     print_run,
     say,
     scoring_outcomes,
@@ -130,6 +136,9 @@ def run(
     workers: WorkersOption = DEFAULT_WORKERS,
     device: DeviceOption = "cpu",
     threshold: ThresholdOption = 0.5,
+    dcf_p_attack: DcfPAttackOption = 0.05,
+    dcf_c_miss: DcfCMissOption = 1.0,
+    dcf_c_fa: DcfCFaOption = 10.0,
     seed: SeedOption = 0,
     out_dir: RunsOption = Path("runs"),
     weights: WeightsOption = None,
@@ -147,8 +156,11 @@ def run(
         str | None,
         typer.Option(help="run this recipe (see `reproduce`); the options given here override it"),
     ] = None,
+    threshold_from: ThresholdFromOption = None,
+    calibrate_on: CalibrateOnOption = None,
 ) -> None:
     """Score a bench with detectors and write a run directory (the results contract)."""
+    from artifactbench.analysis.detection_cost import CostModel
     from artifactbench.benches import BenchOptions
 
     if recipe is not None:
@@ -157,15 +169,16 @@ def run(
 
     ray_options = _ray_options(engine, address, num_cpus, num_gpus, device)
     cards = parse_models(models)
+    transfer = parse_transfer(threshold_from, calibrate_on)
     chains = [[], *(parse_chain(spec) for spec in transform or [])]
     bench_obj = parse_bench(bench, BenchOptions(tuple(audio_root or ()), protocol_split, revision))
     options = _options(
         cards, chains, split=split, batch_size=batch_size, memory_budget=memory_budget,
         device=device, weights=weights, fit_on=fit_on, n_per_source=n_per_source, limit=limit,
         workers=workers, threshold=threshold, seed=seed, out=out_dir, strict=strict,
-        engine=engine.value, ray=ray_options,
+        engine=engine.value, ray=ray_options, cost=CostModel(dcf_p_attack, dcf_c_miss, dcf_c_fa),
     )  # fmt: skip
-    execute(bench_obj, cards, options)
+    execute(bench_obj, cards, options, transfer=transfer)
 
 
 def _ray_options(
@@ -245,8 +258,14 @@ def codec(
     execute(bench_obj, cards, options)
 
 
-def execute(bench_obj: Bench, cards: list[DetectorCard], options: RunOptions) -> Path:
-    """Run with progress, print the summary and variant tables and the run directory."""
+def execute(
+    bench_obj: Bench,
+    cards: list[DetectorCard],
+    options: RunOptions,
+    transfer: dict[str, Any] | None = None,
+) -> Path:
+    """Run with progress, print the summary and variant tables and the run directory;
+    `transfer` is a threshold / calibration record from another run (see parse_transfer)."""
     from artifactbench.runner import run as run_bench
 
     in_sample = [c.id for c in cards if c.fits_on_bench and c.id not in options.weights]
@@ -256,7 +275,7 @@ def execute(bench_obj: Bench, cards: list[DetectorCard], options: RunOptions) ->
             "scores on its train tracks are in-sample"
         )
     with scoring_outcomes(), progress_to(err) as progress:
-        result = run_bench(bench_obj, cards, options, progress, say=say)
+        result = run_bench(bench_obj, cards, options, progress, say=say, transfer=transfer)
     print_run(result.run_dir)
     show(f"run directory: {result.run_dir}")
     return result.run_dir

@@ -36,6 +36,18 @@ class EncoderRef:
 
 
 @dataclass(frozen=True)
+class TrainedOn:
+    """Data a detector's weights were trained on, as published: a bench by the name runs record
+    (`sonics`, `demo`, ...; a data set with no bench source here by its own name, e.g. `mom`)
+    and its split, None where the split is not published. Reports use it to mark results on
+    tracks a leakage audit found in that data."""
+
+    bench: str
+    split: str | None = None
+    note: str | None = None
+
+
+@dataclass(frozen=True)
 class DetectorCard:
     """Everything known about a detector without importing its backend."""
 
@@ -55,6 +67,7 @@ class DetectorCard:
     module: str | None = None
     paper_name: str | None = None
     published: dict[str, Any] = field(default_factory=dict)
+    trained_on: tuple[TrainedOn, ...] = ()
 
     def protocol_hash(self, decode_protocol: str) -> str:
         """Hash of everything between the stored bytes and the model input."""
@@ -68,6 +81,7 @@ class DetectorCard:
         out = asdict(self)
         out["files"] = [asdict(f) for f in self.files]
         out["encoders"] = [asdict(e) for e in self.encoders]
+        out["trained_on"] = [asdict(t) for t in self.trained_on]
         return out
 
 
@@ -138,3 +152,14 @@ class Detector(Identified, Protocol):
     def score(self, views: list[np.ndarray]) -> list[float | Scored]:
         """P(AI) per view (or `Scored` with a note); NaN marks a view it could not score."""
         ...
+
+
+def trained_on(model: Identified) -> list[dict[str, Any]]:
+    """What a loaded (or identified) detector was trained on, for the predictions metadata: its
+    card's published `trained_on`, or for a bench-fitted detector the bench and split its fit
+    records (the bench it fits on differs from run to run)."""
+    found = [{"bench": t.bench, "split": t.split} for t in model.card.trained_on]
+    fit = model.provenance
+    if model.card.fits_on_bench and fit.get("bench"):
+        found.append({"bench": str(fit["bench"]), "split": fit.get("split")})
+    return found

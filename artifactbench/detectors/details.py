@@ -20,6 +20,19 @@ def counts_line(counts: dict[str, int]) -> str:
     )
 
 
+def trained_on_text(card: DetectorCard) -> str:
+    """What the card says the weights were trained on, as runs record it for the reports."""
+    if card.fits_on_bench:
+        return "the train split of the bench it is fitted on (each run records which)"
+    if not card.trained_on:
+        return "not published"
+    parts = []
+    for t in card.trained_on:
+        split = f"split {t.split}" if t.split else "split not published"
+        parts.append(f"{t.bench} ({split})" + (f": {t.note}" if t.note else ""))
+    return "; ".join(parts)
+
+
 def card_details(card: DetectorCard) -> list[str]:
     """Facts from the card, where each file's sha256 pin comes from (the card, or the record of
     the first fetch), cached fits of a bench-fitted model, and for the open ArtifactNet the
@@ -54,6 +67,7 @@ def card_details(card: DetectorCard) -> list[str]:
         f"weights: {weights}",
         f"view: {view.rate} Hz, {crop if view.seconds else 'whole track'}; "
         f"threshold {card.threshold}",
+        f"trained on: {trained_on_text(card)}",
     ]
     if card.fits_on_bench:
         fits = cached_fits(card)

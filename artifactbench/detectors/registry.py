@@ -12,7 +12,14 @@ from typing import Any
 import yaml
 
 from artifactbench.audio.decode import ViewSpec
-from artifactbench.detectors.base import AssetFile, DetectorCard, EncoderRef, Identity, LoadContext
+from artifactbench.detectors.base import (
+    AssetFile,
+    DetectorCard,
+    EncoderRef,
+    Identity,
+    LoadContext,
+    TrainedOn,
+)
 
 # family -> module implementing `load(card, weights, context)` (the device is `context.device`);
 # imported only when chosen.
@@ -33,8 +40,10 @@ def card_from_dict(data: dict[str, Any]) -> DetectorCard:
     view = ViewSpec(**data.get("view", {}))
     files = tuple(AssetFile(**f) for f in data.get("files", []) or [])
     encoders = tuple(EncoderRef(**e) for e in data.get("encoders", []) or [])
-    fields = {k: v for k, v in data.items() if k not in ("view", "files", "encoders")}
-    return DetectorCard(view=view, files=files, encoders=encoders, **fields)
+    trained_on = tuple(TrainedOn(**t) for t in data.get("trained_on", []) or [])
+    nested = ("view", "files", "encoders", "trained_on")
+    fields = {k: v for k, v in data.items() if k not in nested}
+    return DetectorCard(view=view, files=files, encoders=encoders, trained_on=trained_on, **fields)
 
 
 def card_dirs() -> list[Path]:

@@ -67,6 +67,10 @@ REFERENCE_FILES: tuple[str, ...] = (
     "metrics.json",
 )
 RATE_TOLERANCE = 0.05
+# The TPR at the FPR <= 5% point follows the few highest real scores (3 of 72 real tracks may
+# score above it): one of them moving shifts the threshold, so it strays further between CPUs
+# than the other rates (fakeprint's moved by 0.056 between the two demo fingerprints).
+OPERATING_POINT_TOLERANCE = 0.10
 COUNT_TOLERANCE = 4
 SUBSET_TOLERANCE_TRACKS = 3
 FAIL_TOLERANCE = 2

@@ -15,6 +15,7 @@ from artifactbench.recipes.compare import markdown_table, read_json, signed_cell
 from artifactbench.recipes.recipe import (
     COUNT_TOLERANCE,
     FAIL_TOLERANCE,
+    OPERATING_POINT_TOLERANCE,
     RATE_TOLERANCE,
     REFERENCE_FILES,
     SUBSET_TOLERANCE_TRACKS,
@@ -57,8 +58,9 @@ def write_reference_outputs(result: RecipeResult, target: Path) -> Path:
 
 
 _RATE_KEYS = frozenset({"accuracy", "auc", "average_precision", "eer", "f1", "fpr", "precision",
-                        "recall", "tpr_at_fpr05", "fpr_at_fpr05", "low", "high", "a", "b",
+                        "recall", "low", "high", "a", "b",
                         "difference", "rate"})  # fmt: skip
+_OPERATING_POINT_KEYS = frozenset({"tpr_at_fpr05", "fpr_at_fpr05"})
 _COUNT_KEYS = frozenset({"tp", "fp", "tn", "fn", "n_scored", "n_failed"})
 
 
@@ -78,7 +80,8 @@ def _keys_differ(a: Any, b: Any, path: str) -> list[str]:
 
 def _metric_rows(file: str, model: str, run: Any, ref: Any, path: str, subset_n: int | None
                  ) -> list[dict[str, Any]]:  # fmt: skip
-    """Every metric leaf under `ref` with its tolerance: rates RATE_TOLERANCE (a per-subset
+    """Every metric leaf under `ref` with its tolerance: rates RATE_TOLERANCE (the TPR and FPR at
+    the FPR <= 5% point OPERATING_POINT_TOLERANCE; a per-subset
     rate, SUBSET_TOLERANCE_TRACKS of its `subset_n` tracks), confusion counts COUNT_TOLERANCE,
     FAIL counts FAIL_TOLERANCE. Score thresholds, test statistics and curves are not metrics
     and are left out."""
@@ -95,6 +98,8 @@ def _metric_rows(file: str, model: str, run: Any, ref: Any, path: str, subset_n:
         tolerance: float = SUBSET_TOLERANCE_TRACKS / subset_n
     elif key in _RATE_KEYS:
         tolerance = RATE_TOLERANCE
+    elif key in _OPERATING_POINT_KEYS:
+        tolerance = OPERATING_POINT_TOLERANCE
     elif key in _COUNT_KEYS:
         tolerance = COUNT_TOLERANCE
     elif key == "n_fail":
@@ -119,7 +124,8 @@ def compare_reference(produced: Path, reference: Path) -> ReferenceComparison:
     (the bench, split, threshold and track count; the models, subsets and every key of
     metrics.json and leaderboard.json) and every metric must lie within its tolerance: rates
     over the split and their intervals within RATE_TOLERANCE (0.05, about 3 of the 72 tracks
-    of a class), confusion counts within COUNT_TOLERANCE tracks, per-subset sanity rates within
+    of a class; the TPR and FPR at the FPR <= 5% point within OPERATING_POINT_TOLERANCE, 0.10),
+    confusion counts within COUNT_TOLERANCE tracks, per-subset sanity rates within
     SUBSET_TOLERANCE_TRACKS tracks of the subset and FAIL counts within FAIL_TOLERANCE
     subsets."""
     identical = {}

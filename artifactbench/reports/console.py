@@ -39,7 +39,8 @@ def _metrics_table(metrics: dict[str, Any], sanity: dict[str, Any]) -> Table:
     title = f"Metrics on scored tracks{_of_variant(metrics)} (threshold {metrics['threshold']:g})"
     table = Table(title=Text(title))
     table.add_column("model", style="bold")
-    for name in ("n", "failed", "F1 [95% CI]", "prec.", "recall", "FPR", "AUC", "EER", "AP"):
+    names = ("n", "failed", "F1 [95% CI]", "prec.", "recall", "FPR", "AUC", "EER", "AP")
+    for name in (*names, "minDCF", "Cllr"):
         table.add_column(name, justify="right")
     table.add_column("FAIL / N", justify="right")
     for model, m in sorted(metrics["models"].items()):
@@ -63,6 +64,8 @@ def _metrics_table(metrics: dict[str, Any], sanity: dict[str, Any]) -> Table:
             fmt(s["auc"]),
             fmt(s["eer"]),
             fmt(s["average_precision"]),
+            fmt(s.get("min_dcf")),
+            fmt(s.get("cllr")),
             fails,
         )
     return table

@@ -8,6 +8,7 @@ import pandas as pd
 
 from artifactbench.predictions import STAGES
 from artifactbench.reports.format import MISSING, fmt, interval
+from artifactbench.reports.leakage import mark_text
 
 TOP_ERRORS = 5
 ERROR_WIDTH = 100
@@ -61,6 +62,7 @@ def error_summary(preds: pd.DataFrame) -> list[dict[str, Any]]:
 def sanity_table(sanity: dict[str, Any]) -> str:
     """Rows subsets, columns models (rate and PASS/FAIL); then the FAIL / N line."""
     models = sorted(sanity["models"])
+    marks = sanity.get("seen_in_training") or {}
     rows = []
     for name in sanity["subset_order"]:
         info = sanity["subsets"][name]
@@ -70,11 +72,14 @@ def sanity_table(sanity: dict[str, Any]) -> str:
             row = sanity["models"][model]["subsets"][name]
             verdict = "PASS" if row["pass"] else "**FAIL**"
             failed = f" ({row['n_failed']} failed)" if row["n_failed"] else ""
-            cells.append(f"{fmt(row['rate'])} {verdict}{failed}")
+            seen = mark_text(marks.get(model, {}).get(name))
+            cells.append(f"{fmt(row['rate'])} {verdict}{failed}" + (f" ({seen})" if seen else ""))
         rows.append(cells)
     table = md_table(["subset", "label", "rule", "n", *models], rows, right={3})
     summary = ", ".join(f"{m} **{sanity['models'][m]['summary']}**" for m in models)
     parts = [table, "", f"FAIL / N: {summary}"]
+    if sanity.get("audits_note"):
+        parts += ["", sanity["audits_note"]]
     if sanity["absent_subsets"]:
         parts += ["", "Declared but absent from this run: " + ", ".join(sanity["absent_subsets"])]
     return "\n".join(parts)
@@ -90,6 +95,25 @@ def sanity_markdown(sanity: dict[str, Any]) -> str:
     """The whole ``sanity.md`` file."""
     head = f"# Sanity protocol: {run_title(sanity)}"
     return "\n".join([head, "", sanity["note"], "", sanity_table(sanity), ""])
+
+
+def cost_model_line(cost: dict[str, Any]) -> str:
+    """One sentence stating the detection cost model (a ``cost_model`` block) and how AI and
+    real map onto ASVspoof 5's attack and bona fide classes."""
+    return (
+        f"minDCF, actDCF and Cllr follow ASVspoof 5 with AI as the attack class and real as bona "
+        f"fide: P_attack {cost['p_attack']:g}, C_miss {cost['c_miss']:g} (a real track called "
+        f"AI), C_fa {cost['c_fa']:g} (an AI track called real), costs divided by "
+        f"{cost['normaliser']:g} (the better trivial system scores 1). minDCF takes the best "
+        f"threshold on scored tracks; actDCF reads logit(P(AI)) as an LLR and calls AI when "
+        f"P(AI) > {cost['act_dcf_prob_threshold']:.3f}; Cllr is in bits (1: uninformative), "
+        "minCllr (in brackets) after the best monotone recalibration."
+    )
+
+
+def _cllr_cell(block: dict[str, Any]) -> str:
+    """Cllr with minCllr in brackets."""
+    return f"{fmt(block['cllr'])} ({fmt(block['min_cllr'])})"
 
 
 def _metric_row(model: str, params: str | None, m: dict[str, Any], block: dict[str, Any]) -> list:
@@ -108,6 +132,9 @@ def _metric_row(model: str, params: str | None, m: dict[str, Any], block: dict[s
         fmt(block["eer"]),
         fmt(block["average_precision"]),
         f"{fmt(block['tpr_at_fpr05'])} @ {fmt(block['threshold_at_fpr05'])}",
+        fmt(block["min_dcf"]),
+        fmt(block["act_dcf"]),
+        _cllr_cell(block),
     ]
 
 
@@ -115,7 +142,8 @@ def metrics_table(metrics: dict[str, Any]) -> str:
     """One row per model: counts and every point metric on its scored tracks."""
     headers = [
         "model", "params", "n", "scored", "failed", "F1", "precision", "recall", "FPR",
-        "accuracy", "AUC", "EER", "AP", "TPR @ thr (FPR<=5%)",
+        "accuracy", "AUC", "EER", "AP", "TPR @ thr (FPR<=5%)", "minDCF", "actDCF",
+        "Cllr (min)",
     ]  # fmt: skip
     rows = [
         _metric_row(name, m.get("params"), m, m["scored"])
@@ -127,6 +155,7 @@ def metrics_table(metrics: dict[str, Any]) -> str:
 def accounting_table(metrics: dict[str, Any]) -> str:
     """Each model on its scored tracks and under both accountings of failures."""
     headers = ["model", "population", "n", "F1", "F1 95% CI", "precision", "recall", "FPR", "AUC"]
+    headers += ["minDCF", "actDCF"]
     rows = []
     for model, m in sorted(metrics["models"].items()):
         blocks = [("scored", m["scored"]), *sorted(m["accounting"].items())]
@@ -142,6 +171,8 @@ def accounting_table(metrics: dict[str, Any]) -> str:
                     fmt(b["recall"]),
                     fmt(b["fpr"]),
                     fmt(b["auc"]),
+                    fmt(b["min_dcf"]),
+                    fmt(b["act_dcf"]),
                 ]
             )
     return md_table(headers, rows, right=set(range(2, len(headers))))
@@ -200,9 +231,9 @@ def report_markdown(
         "",
         "## Metrics on scored tracks",
         "",
-        "EER is interpolated on the ROC curve; AP is average precision; the last column is "
+        "EER is interpolated on the ROC curve; AP is average precision; TPR @ thr is "
         f"the TPR at the lowest threshold whose FPR <= {metrics['fpr_target']:.0%}, and that "
-        "threshold.",
+        "threshold. " + cost_model_line(metrics["cost_model"]),
         "",
         metrics_table(metrics),
         "",
@@ -225,8 +256,9 @@ def report_markdown(
             "a track any model failed on or lacks a row for is dropped from every model, so "
             "denominators match.",
             "- `impute`: every row of the model; a failed AI track counts as a miss (FN) and a "
-            "failed real track as a false positive (FP). Its AUC is computed on scored tracks "
-            "only.",
+            "failed real track as a false positive (FP); actDCF counts them as errors too "
+            "(ASVspoof's false alarm and miss). Its AUC, minDCF and Cllr are computed on scored "
+            "tracks only.",
             "",
             which,
             "",

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from artifactbench.analysis.detection_cost import CostModel
 from artifactbench.audio.decode import DECODE_PROTOCOL, ViewSpec
 from artifactbench.audio.pool import Decoded, decode_stream
 from artifactbench.audio.transforms import Transform, chain_hash, chain_spec
@@ -92,6 +93,8 @@ class RunOptions:
     fit_on: Bench | None = None
     # Bytes of intermediates one detector call may hold, whatever the batch (detectors.memory).
     memory_budget: int = DEFAULT_BUDGET
+    # The detection cost model of minDCF / actDCF, recorded in the predictions metadata.
+    cost: CostModel = field(default_factory=CostModel)
 
 
 @dataclass

@@ -18,10 +18,11 @@ from pathlib import Path
 from typing import Any
 
 from artifactbench import __version__
+from artifactbench.analysis.transfer import for_models
 from artifactbench.audio.decode import DECODE_PROTOCOL
 from artifactbench.audio.transforms import describe_chain
 from artifactbench.benches.base import Bench, Track
-from artifactbench.detectors.base import DetectorCard, Identified
+from artifactbench.detectors.base import DetectorCard, Identified, trained_on
 from artifactbench.detectors.devices import check_device
 from artifactbench.predictions import write_predictions
 from artifactbench.progress import ProgressHook, no_progress
@@ -136,13 +137,16 @@ def run(
     progress: ProgressHook = no_progress,
     store_path: Path | None = None,
     say: Callable[[str], None] = say_nothing,
+    transfer: dict[str, Any] | None = None,
 ) -> RunResult:
     """Run the benchmark and leave every file of the results contract in a new run directory.
 
     `say` gets the lines a person should read as they happen (the sample a --limit kept,
     skipped models, a store that answers everything). With no model left to score nothing is
     written (NothingToScore); SIGINT stops it as Interrupted, the store keeping every committed
-    answer and no run directory left behind."""
+    answer and no run directory left behind. `transfer` (a threshold and/or calibration record
+    chosen on another run, see analysis.transfer) is checked against the loaded models before
+    any scoring (TransferError) and kept in the predictions metadata, which the reports read."""
     if options.engine not in ENGINES:
         raise ValueError(f"unknown engine {options.engine!r}; choose from: {', '.join(ENGINES)}")
     check_device(options.device)
@@ -163,6 +167,8 @@ def run(
         if not models:
             names = ", ".join(s.model for s in skipped) or "none chosen"
             raise NothingToScore(f"no model left to score (skipped: {names}); nothing written")
+        if transfer:
+            transfer = for_models(transfer, [m.card.id for m in models])
         with ScoreStore(store_file) as store:
             if options.engine == "ray":
                 from artifactbench.runner import ray_engine
@@ -186,7 +192,10 @@ def run(
             "last_answer": _utc(store.last_write),
         }
         with new_run_dir(options.out, bench.name, options.split) as target:
-            _write_run(target.work, bench, options, tracks, models, rows, record, started)
+            _write_run(
+                target.work, bench, options, tracks, models, rows, record, started,
+                transfer=transfer,
+            )  # fmt: skip
     except KeyboardInterrupt:
         raise Interrupted(store.written if store else 0, store_file) from None
     return RunResult(
@@ -222,6 +231,8 @@ def _write_run(
     rows: list[dict[str, Any]],
     record: dict[str, Any],
     started: float,
+    *,
+    transfer: dict[str, Any] | None = None,
 ) -> None:
     """predictions.parquet, run.json and every report, into a run directory being written."""
     from artifactbench.reports import write_reports
@@ -230,6 +241,7 @@ def _write_run(
     meta = {
         "threshold": options.threshold,
         "seed": options.seed,
+        "cost_model": options.cost.to_json(),
         "bench": bench.name,
         "bench_fingerprint": bench.fingerprint,
         "split": options.split,
@@ -245,11 +257,14 @@ def _write_run(
                 "paper_name": m.card.paper_name,
                 "weights_sha256": m.weights_sha256,
                 "protocol_hash": m.card.protocol_hash(DECODE_PROTOCOL),
+                "trained_on": trained_on(m),
             }
             for m in models
         },
         "written_utc": datetime.now(UTC).isoformat(timespec="seconds"),
     }
+    if transfer:
+        meta["transfer"] = transfer
     write_predictions(rows, meta, run_dir / "predictions.parquet", extra_columns(tracks))
     record["seconds"] = round(time.perf_counter() - started, 3)
     record["finished_utc"] = datetime.now(UTC).isoformat(timespec="seconds")

@@ -18,6 +18,7 @@ the seed and resamples match.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from artifactbench.analysis.detection_cost import CostModel
 from artifactbench.analysis.metrics import (
     BOOTSTRAP_RESAMPLES,
     CI_LEVEL,
@@ -37,11 +39,19 @@ from artifactbench.analysis.sanity import evaluate_sanity
 from artifactbench.predictions import KEY, PredictionsError, missing_meta, read_predictions
 from artifactbench.reports import DEFAULT_THRESHOLD, primary_rows
 from artifactbench.reports.data import canonical
+from artifactbench.reports.leakage import (
+    AuditFindings,
+    audits_note,
+    check_audits,
+    training_marks,
+)
 from artifactbench.reports.paper_published import RUNNER, comparison_rows, paper_bench
 from artifactbench.reports.statistics import model_intervals, paired_comparisons
 
 ALPHA = 0.05
 RANKED_METRICS: tuple[str, ...] = ("f1", "auc", "precision", "recall", "fpr")
+# ASVspoof 5's detection cost and calibration, shown beside the ranked metrics (not ranked by).
+COST_METRICS: tuple[str, ...] = ("min_dcf", "act_dcf", "cllr", "min_cllr")
 # F1 is tabulated at 0.00, 0.01, ..., 1.00; i / 100 is the double nearest each two-decimal value,
 # so a run threshold such as 0.5 falls exactly on the grid.
 F1_GRID: tuple[float, ...] = tuple(i / 100 for i in range(101))
@@ -225,6 +235,24 @@ def _merged_meta(runs: list[RunInfo], chosen: dict[str, int], threshold: float) 
     }
 
 
+def _cost_model(runs: list[RunInfo], overrides: dict[str, float] | None) -> CostModel:
+    """The detection cost model every run recorded (ASVspoof 5's for a run that recorded
+    none), each field in `overrides` replaced; runs left with different models are refused."""
+    models = []
+    for run in runs:
+        recorded = run.meta.get("cost_model") or {}
+        models.append(CostModel.from_json({**recorded, **(overrides or {})}))
+    for run, model in zip(runs[1:], models[1:], strict=True):
+        if model != models[0]:
+            raise IncompatibleRuns(
+                f"incompatible runs: cost model differs: {models[0]} ({runs[0].label}) vs "
+                f"{model} ({run.label}); choose one with --dcf-p-attack, --dcf-c-miss and "
+                "--dcf-c-fa",
+                "cost model",
+            )
+    return models[0]
+
+
 def _rank_key(model: str, entry: dict[str, Any]) -> tuple[Any, ...]:
     f1, auc = entry["f1"], entry["auc"]
     return (f1 is None, -(f1 or 0.0), auc is None, -(auc or 0.0), model)
@@ -341,7 +369,11 @@ def _pair(
 
 
 def build_leaderboard(
-    run_dirs: list[str | Path], seed: int = 0, resamples: int = BOOTSTRAP_RESAMPLES
+    run_dirs: list[str | Path],
+    seed: int = 0,
+    resamples: int = BOOTSTRAP_RESAMPLES,
+    cost: dict[str, float] | None = None,
+    audits: Sequence[AuditFindings] = (),
 ) -> dict[str, Any]:
     """The leaderboard of several compatible runs, as one canonical JSON-safe dict.
 
@@ -350,10 +382,15 @@ def build_leaderboard(
     pairs (each model against the next-ranked one), subsets (each one's rule, label, track count
     and the bench_origin values of its tracks, ``origins``), subset_order and heat (per-subset
     sanity rates and pass/fail), curves (per model: ROC points and F1 at thresholds 0.00 to
-    1.00 on its scored tracks), provenance and replaced.
+    1.00 on its scored tracks), provenance, replaced and cost_model (the detection cost model
+    of each entry's min_dcf / act_dcf, with cllr and min_cllr and their track-bootstrap
+    intervals in ``cost_ci``: the runs' recorded model, fields in `cost` replaced). With
+    `audits` (leakage audits' findings), a heat cell holding tracks its model was trained on
+    gets ``seen_in_training`` ({k, n}) and the board ``audits_note``.
     """
     runs = [load_run(d) for d in run_dirs]
     compatibility(runs)
+    check_audits(audits, runs[0].meta)
     chosen, replaced = _choose(runs)
     if not chosen:
         raise ValueError("the runs hold no model predictions")
@@ -361,7 +398,8 @@ def build_leaderboard(
     threshold = _fields(first)[-1][1]
     frame = _merged(runs, chosen)
     meta = _merged_meta(runs, chosen, threshold)
-    metrics = compute_metrics(frame, threshold, seed, resamples=resamples)
+    cost_model = _cost_model(runs, cost)
+    metrics = compute_metrics(frame, threshold, seed, resamples=resamples, cost=cost_model)
     intervals = model_intervals(frame, threshold, seed, resamples)
     sanity = evaluate_sanity(frame, threshold, meta["subsets"])
     kind, published = _published(frame, meta, metrics, sanity)
@@ -379,6 +417,9 @@ def build_leaderboard(
             "n_failed": m["n_failed"],
             **{k: scored[k] for k in RANKED_METRICS},
             "ci": {k: iv["ci"][k] for k in RANKED_METRICS},
+            **{k: scored[k] for k in COST_METRICS},
+            "min_dcf_threshold": scored["min_dcf_threshold"],
+            "cost_ci": {k: scored["ci"][k] for k in COST_METRICS},
             "cluster_column": iv["cluster_column"],
             "n_fail": sane["n_fail"],
             "n_subsets": sane["n_subsets"],
@@ -398,6 +439,10 @@ def build_leaderboard(
         }
         for model in order
     }
+    audited = {**meta, "bench_fingerprint": first.meta["bench_fingerprint"]}
+    for model, subsets in training_marks(frame, audited, audits).items():
+        for name, mark in subsets.items():
+            heat[model][name]["seen_in_training"] = mark
     origins = _origins(frame)
     subsets = {
         name: {**info, "origins": origins.get(name, [])} for name, info in sanity["subsets"].items()
@@ -435,5 +480,8 @@ def build_leaderboard(
         "curves": _curves(frame, order),
         "provenance": provenance,
         "replaced": replaced,
+        "cost_model": cost_model.to_json(),
     }
+    if audits:
+        board["audits_note"] = audits_note(audits)
     return canonical(board)

@@ -26,6 +26,7 @@ from artifactbench.reports.leaderboard.html_parts import (
     sort_attr,
     th,
 )
+from artifactbench.reports.leakage import mark_text
 from artifactbench.reports.paper_published import ARTIFACTBENCH, RUNNER
 
 __all__ = [
@@ -61,12 +62,15 @@ def _asset(name: str) -> str:
 
 
 # (key, header, numeric, first sort direction): higher is better for F1, AUC, precision and
-# recall, so their first click puts the best first; lower is better for FPR and FAIL.
+# recall, so their first click puts the best first; lower is better for minDCF, Cllr, FPR and
+# FAIL.
 _RANK_COLUMNS: tuple[tuple[str, str, bool, str], ...] = (
     ("rank", "rank", True, "ascending"),
     ("model", "model", False, "ascending"),
     ("f1", "F1", True, "descending"),
     ("auc", "AUC", True, "descending"),
+    ("min_dcf", "minDCF", True, "ascending"),
+    ("cllr", "Cllr", True, "ascending"),
     ("precision", "precision", True, "descending"),
     ("recall", "recall", True, "descending"),
     ("fpr", "FPR", True, "ascending"),
@@ -76,6 +80,15 @@ _RANK_COLUMNS: tuple[tuple[str, str, bool, str], ...] = (
 )
 
 
+def _cost_fact(cost: dict[str, Any]) -> str:
+    """The detection cost model in one line: ASVspoof 5's terms, AI as the attack class."""
+    return (
+        f"ASVspoof 5, AI = attack: P<sub>attack</sub> {cost['p_attack']:g}, "
+        f"C<sub>miss</sub> {cost['c_miss']:g} (real called AI), C<sub>fa</sub> "
+        f"{cost['c_fa']:g} (AI called real)"
+    )
+
+
 def _header(board: dict[str, Any]) -> list[str]:
     n_models, n_runs = len(board["ranking"]), len(board["provenance"])
     variant = board["primary_variant"]
@@ -83,6 +96,7 @@ def _header(board: dict[str, Any]) -> list[str]:
         ("bench", f"<code>{esc(board['bench'])}</code>"),
         ("split", f"<code>{esc(board['split'])}</code>"),
         ("threshold", f"P(AI) &ge; {board['threshold']:g} calls a track AI"),
+        ("cost model", _cost_fact(board["cost_model"])),
         ("tracks", esc(board["n_tracks"])),
         ("models / runs", f"{n_models} from {n_runs} run(s)"),
         ("bench fingerprint", f"<code>{esc(board['fingerprint'])}</code>"),
@@ -137,7 +151,9 @@ def _ranking(board: dict[str, Any]) -> list[str]:
         cells = [
             f'<td class="num"{sort_attr(e["rank"])}>{e["rank"]}</td>',
             f"<td{sort_attr(e['model'])}><strong>{esc(e['model'])}</strong></td>",
-            *(metric_cell(e[k], e["ci"].get(k)) for k in ("f1", "auc", "precision")),
+            *(metric_cell(e[k], e["ci"].get(k)) for k in ("f1", "auc")),
+            *(metric_cell(e[k], e["cost_ci"].get(k)) for k in ("min_dcf", "cllr")),
+            metric_cell(e["precision"], e["ci"].get("precision")),
             *(metric_cell(e[k], e["ci"].get(k)) for k in ("recall", "fpr")),
             f'<td class="num"{sort_attr(e["n_scored"])}>{e["n_scored"]} / {e["n"]}</td>',
             f'<td class="num"{sort_attr(e["n_fail"])}>{esc(e["fail_n"])}</td>',
@@ -148,7 +164,11 @@ def _ranking(board: dict[str, Any]) -> list[str]:
         f"Ranked by F1 on each model's scored tracks (ties: AUC, then model id); a track is "
         f"called AI when P(AI) &ge; {board['threshold']:g}. Under each value, its {level} "
         f"percentile bootstrap interval ({board['resamples']} resamples, seed {board['seed']}, "
-        f"stratified by label). FAIL / N counts the subsets whose sanity rule the model fails. "
+        f"stratified by label; minDCF's and Cllr's resample single tracks). minDCF is ASVspoof "
+        f"5's detection cost at the best threshold, AI the attack class, normalised so the "
+        f"better trivial system scores 1; Cllr is in bits (1: uninformative), reading "
+        f"logit(P(AI)) as the LLR of AI. FAIL / N counts the subsets whose sanity rule the "
+        f"model fails. "
         f"Click a column header to sort; click again to reverse. Missing values stay last."
     )
     return [
@@ -206,6 +226,10 @@ def _heat_cell(cell: dict[str, Any] | None) -> str:
     title += " (counted as misclassified)" if cell["n_failed"] else ""
     title += "; passes the rule" if passed else "; fails the rule"
     mark = "" if passed else f' <span class="mark">{FAIL_MARK}</span>'
+    seen = mark_text(cell.get("seen_in_training"))
+    if seen:
+        title += f"; {seen} (leakage audit)"
+        mark += f' <span class="seen">({esc(seen)})</span>'
     status = "pass" if passed else "fail"
     return (
         f'<td class="num {status}"{sort_attr(rate)} data-pass="{str(passed).lower()}" '
@@ -261,8 +285,14 @@ def _sanity(board: dict[str, Any]) -> list[str]:
         f'<p class="note" id="heat-status" aria-live="polite">Showing {n_subsets} of '
         f"{n_subsets} subsets.</p>",
         scroll_table("heat", head, rows),
+        *_audits_note(board),
         "</section>",
     ]
+
+
+def _audits_note(board: dict[str, Any]) -> list[str]:
+    note = board.get("audits_note")
+    return [f'<p class="note">{esc(note.replace("`", ""))}</p>'] if note else []
 
 
 def _diff_cell(block: dict[str, Any] | None) -> str:

@@ -17,8 +17,9 @@ from artifactbench.reports.format import (
     format_p,
     with_ci,
 )
+from artifactbench.reports.leakage import mark_text
 from artifactbench.reports.paper_published import RUNNER
-from artifactbench.reports.tables import md_table
+from artifactbench.reports.tables import cost_model_line, md_table
 
 __all__ = ["leaderboard_markdown"]
 
@@ -35,8 +36,9 @@ def _published_cell(block: dict[str, Any] | None) -> str:
 
 def _ranking_section(board: dict[str, Any]) -> list[str]:
     level = f"{board['level']:.0%}"
-    headers = ["rank", "model", "params", f"F1 [{level} CI]", f"AUC [{level} CI]", "precision"]
-    headers += ["recall", "FPR", "scored / n", "FAIL / N", "published F1", "published AUC"]
+    headers = ["rank", "model", "params", f"F1 [{level} CI]", f"AUC [{level} CI]"]
+    headers += [f"minDCF [{level} CI]", "Cllr (min)", "precision", "recall", "FPR"]
+    headers += ["scored / n", "FAIL / N", "published F1", "published AUC"]
     rows = []
     for e in board["ranking"]:
         rows.append(
@@ -46,6 +48,8 @@ def _ranking_section(board: dict[str, Any]) -> list[str]:
                 e["params"] if e["params"] is not None else MISSING,
                 _with_ci(e["f1"], e["ci"]["f1"]),
                 _with_ci(e["auc"], e["ci"]["auc"]),
+                _with_ci(e["min_dcf"], e["cost_ci"]["min_dcf"]),
+                f"{fmt(e['cllr'])} ({fmt(e['min_cllr'])})",
                 fmt(e["precision"]),
                 fmt(e["recall"]),
                 fmt(e["fpr"]),
@@ -67,7 +71,11 @@ def _ranking_section(board: dict[str, Any]) -> list[str]:
         )
     else:
         text += " Published figures: n/a (the paper reports only ArtifactBench and SONICS)."
-    return ["## Ranking", "", text, "", md_table(headers, rows, right={0, *range(3, 10)}), ""]
+    text += (
+        " " + cost_model_line(board["cost_model"]) + " The minDCF interval resamples single "
+        "tracks, stratified by label, as metrics.json's."
+    )
+    return ["## Ranking", "", text, "", md_table(headers, rows, right={0, *range(3, 12)}), ""]
 
 
 def _pairs_section(board: dict[str, Any]) -> list[str]:
@@ -109,7 +117,11 @@ def _heat_section(board: dict[str, Any]) -> list[str]:
         cells = [name, info["label"], rule, str(info["n_tracks"])]
         for model in models:
             cell = board["heat"][model][name]
-            cells.append(fmt(cell["rate"]) + ("" if cell["pass"] else f" {FAIL_MARK}"))
+            seen = mark_text(cell.get("seen_in_training"))
+            cells.append(
+                fmt(cell["rate"]) + ("" if cell["pass"] else f" {FAIL_MARK}")
+                + (f" ({seen})" if seen else "")
+            )  # fmt: skip
         rows.append(cells)
     table = md_table(
         ["subset", "label", "rule", "n", *models], rows, right={3, *range(4, 4 + len(models))}
@@ -123,6 +135,7 @@ def _heat_section(board: dict[str, Any]) -> list[str]:
         "",
         table,
         "",
+        *([board["audits_note"], ""] if board.get("audits_note") else []),
     ]
 
 
