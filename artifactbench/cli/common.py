@@ -25,8 +25,9 @@ if TYPE_CHECKING:
     from artifactbench.benches.base import Bench
     from artifactbench.detectors.base import DetectorCard
 
-# Tables stay readable when piped or logged: rich would otherwise wrap them at 80 columns.
-_WIDTH = None if sys.stdout.isatty() else 120
+# Tables stay readable when piped or logged: rich would otherwise wrap them at 80 columns
+# (the metrics table is about 140 wide).
+_WIDTH = None if sys.stdout.isatty() else 160
 out = Console(soft_wrap=True, width=_WIDTH)
 err = Console(stderr=True, soft_wrap=True)
 
