@@ -428,6 +428,19 @@ def test_compute_metrics_carries_the_cost_model_and_imputes_failures_in_act_dcf(
     assert other["models"]["A"]["accounting"]["impute"]["act_dcf"] == pytest.approx(3.5)
 
 
+def test_a_model_whose_every_track_failed_has_only_the_imputed_act_dcf() -> None:
+    """Nothing scored: every threshold-free cost is undefined; imputed, each AI track is a false
+    alarm and each real track a miss, so actDCF is (0.95 + 0.5) / 0.5 = 2.9."""
+    rows = [{**_row(f"ai{i}", "ai", None), "model": "B"} for i in range(3)]
+    rows += [{**_row(f"r{i}", "real", None), "model": "B"} for i in range(2)]
+    block = compute_metrics(pd.DataFrame(rows), 0.5, 0, resamples=20)["models"]["B"]
+    for key in (*COST_METRICS, "min_dcf_threshold"):
+        assert block["scored"][key] is None, key
+    impute = block["accounting"]["impute"]
+    assert impute["act_dcf"] == pytest.approx(2.9)
+    assert impute["min_dcf"] is None and impute["cllr"] is None and impute["min_cllr"] is None
+
+
 def _meta(cost: dict | None, model: str = "A") -> dict:
     meta = {
         "bench": "demo", "bench_fingerprint": "f" * 64, "split": "test", "threshold": 0.5,

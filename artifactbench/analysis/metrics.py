@@ -178,15 +178,21 @@ def _equal_error(
     return float(eer), float(thresholds[i - 1])
 
 
-def equal_error_rate(y_true: Any, prob: Any) -> float | None:
-    """The EER of scored tracks exactly as :func:`binary_metrics` computes it, for callers that
-    need it alone on many subsets (condition matrices); None without both classes."""
+def _scored(y_true: Any, prob: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Labels (True = AI) and P(AI) of scored tracks; failed tracks belong to compute_metrics."""
     y = as_positive(y_true)
     p = np.asarray(prob, dtype=float)
     if y.shape != p.shape:
         raise ValueError("y_true and prob must have the same length")
     if not np.all(np.isfinite(p)):
-        raise ValueError("prob must be finite: pass scored tracks only")
+        raise ValueError("prob must be finite; failed tracks belong to compute_metrics")
+    return y, p
+
+
+def equal_error_rate(y_true: Any, prob: Any) -> float | None:
+    """The EER of scored tracks exactly as :func:`binary_metrics` computes it, for callers that
+    need it alone on many subsets (condition matrices); None without both classes."""
+    y, p = _scored(y_true, prob)
     pos, neg = int(y.sum()), int((~y).sum())
     if not pos or not neg:
         return None
@@ -357,12 +363,7 @@ def binary_metrics(
     of the minDCF operating point, AI when ``prob >= it``, inf when it calls nothing AI), and
     ci (bootstrap intervals, see :func:`bootstrap_intervals`).
     """
-    y = as_positive(y_true)
-    p = np.asarray(prob, dtype=float)
-    if y.shape != p.shape:
-        raise ValueError("y_true and prob must have the same length")
-    if not np.all(np.isfinite(p)):
-        raise ValueError("prob must be finite; failed tracks belong to compute_metrics")
+    y, p = _scored(y_true, prob)
     return _evaluate(y, p >= threshold, p, seed=seed, resamples=resamples, cost=cost)
 
 
