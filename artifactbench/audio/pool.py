@@ -29,6 +29,7 @@ from artifactbench.audio.decode import (
 )
 from artifactbench.audio.transforms import Transform, TransformError, apply_chain
 from artifactbench.benches.base import ResolveError, Track
+from artifactbench.benches.streamed import Delivery
 
 
 def exit_with_parent(parent_pid: int) -> None:
@@ -165,8 +166,10 @@ def decode_stream(
 
     Each track is decoded once and every transform chain in `chains` applied to that buffer."""
     limits = limits or DecodeLimits()
+    deliver = Delivery()  # streamed tracks get their bytes here, in order, as they are handed out
     if workers <= 0:
         for index, track in tracks:
+            ((_, track),) = deliver([(index, track)])
             yield decode_track(index, track, specs, limits, chains, seed)
         return
     chunks = worker_tasks(tracks, workers, chunk)
@@ -184,9 +187,8 @@ def decode_stream(
         next_chunk = 0
         while next_chunk < len(chunks) or in_flight:
             while next_chunk < len(chunks) and len(in_flight) < window:
-                in_flight.add(
-                    pool.submit(_decode_chunk, chunks[next_chunk], specs, limits, chains, seed)
-                )
+                chunk_items = deliver(chunks[next_chunk])
+                in_flight.add(pool.submit(_decode_chunk, chunk_items, specs, limits, chains, seed))
                 next_chunk += 1
             done, in_flight = wait(in_flight, return_when=FIRST_COMPLETED)
             for future in done:

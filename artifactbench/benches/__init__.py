@@ -88,6 +88,14 @@ def _open_artifactbench(arg: str, options: BenchOptions, progress: ProgressHook 
     return load_artifactbench(path, options)
 
 
+def _open_artifactbench_stream(
+    arg: str, options: BenchOptions, progress: ProgressHook | None
+) -> Bench:
+    from artifactbench.benches.artifactbench.stream import stream_hub
+
+    return stream_hub(options.revision, options.protocol_split)
+
+
 def _open_sonics(arg: str, options: BenchOptions, progress: ProgressHook | None) -> Bench:
     from artifactbench.benches.sonics import load_sonics_bench
 
@@ -120,6 +128,10 @@ def _fetch_artifactbench(revision: str | None) -> Path:
     return fetch_artifactbench(revision, default_cache())
 
 
+def _streamed() -> str:
+    return "nothing to fetch: streamed while the run scores (the hub must be reachable)"
+
+
 def _given_path() -> str:
     return "nothing to fetch: ready once PATH holds it"
 
@@ -141,6 +153,12 @@ BENCH_SOURCES: dict[str, BenchSource] = {
         status=artifactbench_status,
         fetch=_fetch_artifactbench,
     ),
+    "artifactbench:hub": BenchSource(
+        open=_open_artifactbench_stream,
+        needs="the Hugging Face hub, reachable: intrect/artifactbench streamed at a pinned commit "
+        "through `datasets`, with no fetch first (the audio is read as tracks are scored)",
+        status=_streamed,
+    ),
     "artifactbench:PATH": BenchSource(
         open=_open_artifactbench,
         needs="a local copy: a folder of its parquet shards, or a v1/v2 manifest (.json) whose "
@@ -157,7 +175,10 @@ BENCH_CHOICES = tuple(BENCH_SOURCES)
 
 
 def _source_for(name: str, arg: str) -> BenchSource | None:
-    """The entry for `name` with an argument (`name:PATH`) or without (`name`)."""
+    """The entry for `name` with an argument (`name:PATH`) or without (`name`); a literal
+    entry (`artifactbench:hub`) wins over a placeholder (`artifactbench:PATH`)."""
+    if arg and f"{name}:{arg}" in BENCH_SOURCES:
+        return BENCH_SOURCES[f"{name}:{arg}"]
     for choice, source in BENCH_SOURCES.items():
         base, _, placeholder = choice.partition(":")
         if base == name and bool(placeholder) == bool(arg):

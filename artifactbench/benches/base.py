@@ -8,7 +8,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from artifactbench.benches.streamed import StreamRef
 
 Label = Literal["ai", "real"]
 LABELS: tuple[str, ...] = ("ai", "real")
@@ -55,8 +58,15 @@ class Track:
     path: str | None = None
     shard: ShardRef | None = None
     extra: tuple[tuple[str, str], ...] = ()
+    stream: StreamRef | None = None
+    # A streamed track's bytes, attached in bench order just before it is decoded.
+    data: bytes | None = field(default=None, repr=False, compare=False)
 
     def read_bytes(self) -> bytes:
+        if self.stream is not None:
+            if not self.data:
+                raise ResolveError(self.stream.error or "streamed audio was not delivered")
+            return self.data
         if self.shard is not None:
             return _shard_row_bytes(self.shard)
         if self.path is None:
@@ -69,6 +79,8 @@ class Track:
 
     def locator(self) -> str:
         """A cheap identity of the stored bytes (no read): used to remember their sha256."""
+        if self.stream is not None:
+            return self.stream.locator()
         ref = self.shard.path if self.shard else self.path
         if ref is None:
             return f"missing:{self.track_id}"

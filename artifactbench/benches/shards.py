@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pyarrow.parquet as pq
 
@@ -79,16 +80,31 @@ def _read_shard(
     meta_columns = [c for c in names if c != audio_column]
     table = pf.read(columns=meta_columns)
     columns = {name: table.column(name).to_pylist() for name in meta_columns}
-    extra_names = [c for c in meta_columns if c not in TRACK_COLUMNS]
+    places = [
+        (f"{shard} row {i} (row group {group}, row {row})",
+         {"shard": ShardRef(str(shard), group, row, audio_column)})
+        for i, (group, row) in enumerate(
+            (group, row)
+            for group in range(pf.metadata.num_row_groups)
+            for row in range(pf.metadata.row_group(group).num_rows)
+        )
+    ]  # fmt: skip
+    return tracks_from_rows(columns, places, bench_name, subset_of, seen)
 
-    locations = [
-        (group, row)
-        for group in range(pf.metadata.num_row_groups)
-        for row in range(pf.metadata.row_group(group).num_rows)
-    ]
+
+def tracks_from_rows(
+    columns: dict[str, list],
+    places: list[tuple[str, dict[str, Any]]],
+    bench_name: str,
+    subset_of: SubsetLookup,
+    seen: dict[str, str],
+) -> list[Track]:
+    """One track per row of metadata `columns`; `places[i]` is the row's name for messages and
+    where its audio is (the Track fields `shard` or `stream`). Refuses what `read_shard_dir`
+    says, naming the row."""
+    extra_names = [c for c in columns if c not in TRACK_COLUMNS]
     tracks = []
-    for i, (group, row) in enumerate(locations):
-        where = f"{shard} row {i} (row group {group}, row {row})"
+    for i, (where, location) in enumerate(places):
         track_id = columns["track_id"][i]
         if not track_id:
             raise ValueError(f"{where}: empty track_id")
@@ -121,8 +137,8 @@ def _read_shard(
                 label=subset.label,
                 generator=str(generator) if generator is not None else source,
                 bench_origin=str(origin) if origin is not None else DEFAULT_ORIGIN,
-                shard=ShardRef(str(shard), group, row, audio_column),
                 extra=extra,
+                **location,
             )
         )
     return tracks

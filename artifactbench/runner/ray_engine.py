@@ -26,6 +26,7 @@ from typing import Any
 
 from artifactbench.audio.pool import Decoded, worker_tasks
 from artifactbench.benches.base import Bench, Track
+from artifactbench.benches.streamed import Delivery
 from artifactbench.detectors.base import DetectorCard, Identified, Unavailable
 from artifactbench.progress import ProgressHook
 from artifactbench.runner.plan import (
@@ -177,6 +178,7 @@ class _Engine:
         )
         slots = self._decode_slots()
         self.blocks = deque(worker_tasks(plan.todo, slots, DECODE_BLOCK))
+        self.deliver = Delivery()  # streamed tracks' bytes, attached as each block leaves
         self.decoding: dict[Any, list[Any]] = {}  # summary ref -> each pool's views ref
         self.calls: dict[Any, Call] = {}
         self.open = 0  # tracks handed to decoding and not yet fully answered
@@ -232,7 +234,7 @@ class _Engine:
             self._decode_slots()
         )
         while self.blocks and len(self.decoding) <= self._decode_slots() and self.open < window:
-            block = self.blocks.popleft()
+            block = self.deliver(self.blocks.popleft())
             jobs = [pool.jobs for pool in self.pools]
             refs = self.decode.remote(
                 block, self.plan.specs, self.options.chains, self.options.seed, jobs

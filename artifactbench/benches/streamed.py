@@ -1,0 +1,130 @@
+"""Parquet shards read through `datasets` streaming: a run starts before a bench is downloaded.
+
+A shard is opened with `load_dataset(..., streaming=True)`, from a Hugging Face dataset at a
+commit or from local files (`load_dataset("parquet", data_files=...)`), through the same
+Parquet reader either way. The track list comes from one pass over the metadata columns only;
+the audio column stays encoded (`Audio(decode=False)`: decoding is ours) and reaches each
+track in bench order (`Delivery`, called by the decode pool as it hands tracks to workers),
+one shard stream open at a time, so memory holds one row group of encoded audio, not the
+bench. A shard whose tracks the score store already answers is never opened: a resumed run
+streams only what is left. A track's locator is its shard's sha256 and row, the same on the
+hub and on a local copy of the same files.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from artifactbench.benches.base import Track
+
+AUDIO_COLUMN = "audio"
+
+
+@dataclass(frozen=True)
+class StreamShard:
+    """One parquet file: in a hub dataset (`repo` at `revision`, a commit) or on disk (`path`
+    alone), with the sha256 and size that identify its bytes."""
+
+    path: str
+    sha256: str
+    size: int
+    repo: str | None = None
+    revision: str | None = None
+    audio_column: str = AUDIO_COLUMN
+
+    def name(self) -> str:
+        return f"{self.repo}@{(self.revision or '')[:12]}/{self.path}" if self.repo else self.path
+
+    def open(self, columns: list[str] | None = None) -> Any:
+        """The shard as a streaming `IterableDataset` (only `columns`, when given)."""
+        from datasets import load_dataset
+
+        options: dict[str, Any] = {"split": "train", "streaming": True}
+        if columns is not None:
+            options["columns"] = columns
+        if self.repo is None:
+            return load_dataset("parquet", data_files=[self.path], **options)
+        return load_dataset(self.repo, revision=self.revision, data_files=[self.path], **options)
+
+    def audio(self) -> Iterator[bytes | None]:
+        """Each row's encoded audio, in row order."""
+        from datasets import Audio
+
+        rows = self.open([self.audio_column])
+        if isinstance(rows.features.get(self.audio_column), Audio):
+            rows = rows.cast_column(self.audio_column, Audio(decode=False))
+        for row in rows:
+            value = row[self.audio_column]
+            yield value.get("bytes") if isinstance(value, dict) else value
+
+
+@dataclass(frozen=True)
+class StreamRef:
+    """Row `row` of `shard`; `error` says why its bytes could not be delivered."""
+
+    shard: StreamShard
+    row: int
+    error: str | None = None
+
+    def locator(self) -> str:
+        return f"parquet-sha256:{self.shard.sha256}#{self.row}"
+
+
+def shard_metadata(shard: StreamShard) -> tuple[dict[str, list], int]:
+    """The shard's columns other than audio, as lists, and its row count (audio not read)."""
+    names = [c for c in shard.open().features if c != shard.audio_column]
+    columns: dict[str, list] = {name: [] for name in names}
+    count = 0
+    for row in shard.open(names):
+        for name in names:
+            columns[name].append(row[name])
+        count += 1
+    return columns, count
+
+
+class Delivery:
+    """Attaches streamed tracks' bytes, reading each shard forward once.
+
+    Tracks arrive in bench order (a resumed run skips some); a track before the stream's
+    position reopens its shard. A failed read is recorded on the track (stage `resolve`,
+    retried by the next run), never raised here."""
+
+    def __init__(self) -> None:
+        self._shard: StreamShard | None = None
+        self._rows: Iterator[bytes | None] | None = None
+        self._at = 0
+
+    def __call__(self, items: Sequence[tuple[int, Track]]) -> list[tuple[int, Track]]:
+        return [(i, self._attach(t)) for i, t in items]
+
+    def _attach(self, track: Track) -> Track:
+        ref = track.stream
+        if ref is None or track.data is not None:
+            return track
+        try:
+            if self._rows is None or self._shard != ref.shard or self._at > ref.row:
+                self._shard, self._rows, self._at = ref.shard, ref.shard.audio(), 0
+            while self._at < ref.row:
+                next(self._rows)
+                self._at += 1
+            blob = next(self._rows)
+            self._at += 1
+        except StopIteration:
+            self._rows = None
+            return _failed(track, f"{ref.shard.name()} has no row {ref.row}")
+        except Exception as exc:  # noqa: BLE001 - any failure of the stream fails this track only
+            self._rows = None  # a broken stream is reopened for the next track
+            reason = " ".join(f"{type(exc).__name__}: {exc}".split())[:300]
+            return _failed(track, f"cannot stream {ref.shard.name()} row {ref.row}: {reason}")
+        if not isinstance(blob, bytes) or not blob:
+            what = "empty" if not blob else type(blob).__name__
+            return _failed(track, f"audio in {ref.shard.name()} row {ref.row} is {what}")
+        return replace(track, data=blob)
+
+
+def _failed(track: Track, reason: str) -> Track:
+    assert track.stream is not None
+    return replace(track, stream=replace(track.stream, error=reason))
