@@ -269,3 +269,31 @@ def test_an_unreachable_hub_after_a_fetch_is_one_line_and_offline_still_works(
     offline = cli("fetch", "model", "spectttra-tiny", cwd=tmp_path, HF_ENDPOINT=endpoint,
                   HF_HUB_OFFLINE="1", **env)  # fmt: skip
     assert offline.returncode == 0, offline.stderr
+
+
+def test_fetch_bench_artifactbench_at_a_tag_records_its_commit_and_reloads_offline(
+    hub: LocalHub, tmp_path: Path
+) -> None:
+    from tests.test_streaming import shards
+
+    files = shards(tmp_path / "copy")
+    commit = hub.commit("dataset", "intrect/artifactbench", files, branch="v1")
+    hub.commit("dataset", "intrect/artifactbench", {"README.md": b"moved on"})
+    fetched = cli("fetch", "bench", "artifactbench", "--revision", "v1", cwd=tmp_path)
+    assert fetched.returncode == 0, fetched.stderr
+    record = json.loads((cache() / "artifactbench" / "hub.json").read_text())
+    assert record["revisions"]["v1"]["resolved"] == commit
+    listed = cli("benches", cwd=tmp_path)
+    row = next(r for r in listed.stdout.splitlines() if r.startswith("artifactbench\t"))
+    assert f"v1 (--revision v1) at commit {commit[:12]}" in row
+
+    before = len(hub.log)
+    offline = cli("fetch", "bench", "artifactbench", "--revision", "v1", cwd=tmp_path,
+                  HF_HUB_OFFLINE="1")  # fmt: skip
+    assert offline.returncode == 0, offline.stderr
+    assert len(hub.log) == before
+    from artifactbench.benches import BenchOptions, open_bench
+
+    bench = open_bench("artifactbench", BenchOptions(revision="v1"))
+    assert bench.fingerprint == f"hf:intrect/artifactbench@{commit}"
+    assert [t.track_id for t in bench.tracks] == [f"t{i}" for i in range(7)]
