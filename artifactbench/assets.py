@@ -170,7 +170,8 @@ def cached_fits(card: DetectorCard) -> list[tuple[Path, dict[str, Any]]]:
 
 
 def resolve_encoder(card: DetectorCard, name: str) -> Path:
-    """The local snapshot of one of the card's pinned encoders."""
+    """The local snapshot of one of the card's pinned encoders, each file checked against the
+    sha256 the first fetch recorded."""
     encoder = next((e for e in card.encoders if e.name == name), None)
     if encoder is None:
         raise ValueError(f"{card.id} has no encoder {name!r}")
@@ -180,7 +181,26 @@ def resolve_encoder(card: DetectorCard, name: str) -> Path:
             f"{card.id}: encoder {encoder.repo}@{encoder.revision[:10]} is not fetched",
             fetch_command(card),
         )
+    entry = fetch_record(card).get("encoders", {}).get(name)
+    recorded = entry.get("files") if isinstance(entry, dict) else None
+    for file, expected in (recorded or {}).items():
+        path = folder / file
+        got = cached_sha256(path) if path.is_file() else "(missing)"
+        if got != expected:
+            raise Unavailable(
+                pin_mismatch(card, f"encoder {name} {file}", "recorded", expected, got),
+                fetch_command(card),
+            )
     return folder
+
+
+def snapshot_files(folder: Path) -> dict[str, str]:
+    """{relative path: sha256} of every file of a hub snapshot, its download metadata aside."""
+    return {
+        path.relative_to(folder).as_posix(): cached_sha256(path)
+        for path in sorted(folder.rglob("*"))
+        if path.is_file() and ".cache" not in path.relative_to(folder).parts
+    }
 
 
 def files_sha256(files: dict[str, Path]) -> str:
@@ -236,7 +256,20 @@ def fetch_model(card: DetectorCard, source: str | None = None) -> dict[str, Any]
         encoders = {}
         for encoder in card.encoders:
             _hub_commit(card, encoder.repo, encoder.revision, encoder_dir(encoder))
-            encoders[encoder.name] = str(_hub_snapshot(card, encoder))
+            folder = _hub_snapshot(card, encoder)
+            files = snapshot_files(folder)
+            before = previous.get("encoders", {}).get(encoder.name)
+            for file, expected in (
+                before.get("files", {}) if isinstance(before, dict) else {}
+            ).items():
+                if files.get(file, expected) != expected:
+                    what = f"encoder {encoder.name} {file}"
+                    raise FetchError(
+                        pin_mismatch(card, what, "recorded", expected, files[file])
+                        + f"; to accept new weights, delete {folder} and fetch again"
+                    )
+            encoders[encoder.name] = {"repo": encoder.repo, "commit": encoder.revision,
+                                      "path": str(folder), "files": files}  # fmt: skip
     now = datetime.now(UTC).isoformat(timespec="seconds")
     record: dict[str, Any] = {
         "card": card.id,

@@ -1,9 +1,12 @@
 """CLAM: the head equals upstream on the fixture; strict checkpoints; the feature path on tiny
-random encoders saved to disk (never downloaded); load + score one track at a time."""
+random encoders saved to disk (never downloaded); load + score one track at a time, MERT through
+HubertModel by default and through its own code (a stand-in here) only where a card opts in."""
 
 from __future__ import annotations
 
 import json
+import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +26,7 @@ from transformers.modeling_outputs import BaseModelOutput
 
 from artifactbench.audio.decode import PROTOCOL_RATE, detector_view, resample
 from artifactbench.detectors import clam
-from artifactbench.detectors.base import LoadContext, Unavailable
+from artifactbench.detectors.base import DetectorCard, LoadContext, Unavailable
 from artifactbench.detectors.clam import (
     CheckpointError,
     CLAMHead,
@@ -32,12 +35,15 @@ from artifactbench.detectors.clam import (
     load,
     load_stream,
 )
+from artifactbench.detectors.mert import LOADER
 from artifactbench.detectors.registry import backend, cards
 from tests.conftest import upstream_fixtures
 
 # The MoM-CLAM head `CLAM(13, 13, 768, 768)` with seeded random weights, saved as upstream saves
 # it, with features and the logits upstream's own code gives (see its expected.json note).
 FIXTURE = upstream_fixtures() / "clam-head-random"
+# A tiny MERT-v1-95M-shaped snapshot (4 hidden states of width 32) with MERT's own outputs.
+MERT = Path(__file__).parent / "fixtures" / "mert-v1-95m-random"
 WIDTH = 16  # tiny encoders: 12 layers (13 hidden states) of width 16
 CONV = {
     "conv_dim": (8,) * 7,
@@ -66,8 +72,9 @@ class MertLikeConfig(PretrainedConfig):
 
 
 class MertLikeModel(HubertModel):
-    """Like MERT's remote code on transformers 5: its own forward around HuBERT's parts, whose
-    encoder returns no hidden states; it reads `conv_pos_batch_norm` unguarded as 4.48 did."""
+    """Like MERT's remote code (the opt-in path) on transformers 5: its own forward around
+    HuBERT's parts, whose encoder returns no hidden states; it reads `conv_pos_batch_norm`
+    unguarded as 4.48 did."""
 
     config_class = MertLikeConfig
 
@@ -189,8 +196,9 @@ def tone(seconds: float, seed: int) -> np.ndarray:
 
 
 def test_conv_pos_batch_norm_workaround_triggers_on_a_config_lacking_it(encoders) -> None:
-    mert, mert_record = load_stream("mert", encoders["mert"], "cpu")
+    mert, mert_record = load_stream("mert", encoders["mert"], "cpu", trust_remote_code=True)
     w2v, w2v_record = load_stream("wav2vec2", encoders["wav2vec2"], "cpu")
+    assert (mert_record["loader"], w2v_record["loader"]) == ("AutoModel (remote code)", "AutoModel")
     assert mert_record["conv_pos_batch_norm_set_false"] is True
     assert mert.model.config.conv_pos_batch_norm is False
     assert w2v_record["conv_pos_batch_norm_set_false"] is False
@@ -265,18 +273,29 @@ def test_full_width_streams_feed_the_fixture_head(tmp_path: Path) -> None:
         assert torch.isfinite(head(features, features)).all()
 
 
-def weights_dir(tmp_path: Path, encoders: dict[str, Path], pin_mert: bool) -> Path:
+def head_dims(folder: Path) -> tuple[int, int]:
+    """(hidden states, width) of an encoder snapshot, from its config.json."""
+    config = json.loads((folder / "config.json").read_text())
+    return config["num_hidden_layers"] + 1, config["hidden_size"]
+
+
+def weights_dir(
+    tmp_path: Path, encoders: dict[str, Path], pin_mert: bool, mert: Path = MERT
+) -> Path:
+    """Head + mert/ + wav2vec2/: MERT the fixture snapshot, or `mert` (e.g. the stand-in)."""
     card = cards()["clam"]
     folder = tmp_path / "weights"
     folder.mkdir()
+    sources = {"mert": mert, "wav2vec2": encoders["wav2vec2"]}
+    (mert_states, mert_width), (w2v_states, w2v_width) = map(head_dims, sources.values())
     torch.manual_seed(2)
-    head = CLAMHead(mert_width=WIDTH, w2v_width=WIDTH)
+    head = CLAMHead(mert_states, w2v_states, mert_width, w2v_width)
     torch.save({"model_state_dict": head.state_dict()}, folder / card.files[0].name)
-    for name, source in encoders.items():
+    for name, source in sources.items():
         (folder / name).symlink_to(source)
     if pin_mert:
         meta = tmp_path / "mert-pinned"
-        for item in encoders["mert"].iterdir():
+        for item in mert.iterdir():
             (meta / item.name).parent.mkdir(parents=True, exist_ok=True)
             (meta / item.name).symlink_to(item)
         record = meta / ".cache" / "huggingface" / "download" / "config.json.metadata"
@@ -299,25 +318,65 @@ def test_load_and_score_one_track_at_a_time(tmp_path: Path, encoders) -> None:
     detector.head.fc3.register_forward_hook(lambda _m, _a, out: logits.append(out))
     probs = detector.score(tracks)
     assert all(isinstance(p, float) and 0.0 <= p <= 1.0 for p in probs)
-    assert seen == [(1, WIDTH), (1, WIDTH)]  # one track per head forward
+    mert_width = head_dims(MERT)[1]
+    assert seen == [(1, mert_width), (1, mert_width)]  # one track per head forward
     np.testing.assert_allclose(probs, torch.sigmoid(torch.cat(logits)[:, 0]).numpy(), atol=1e-7)
     prov = detector.provenance
     assert prov["encoder_dtype"] == "float32" and prov["head_forward"] == "one track at a time"
-    assert prov["encoders"]["mert"]["trust_remote_code"] is True
-    assert prov["encoders"]["mert"]["revision"] == card.encoders[0].revision
+    mert = prov["encoders"]["mert"]
+    assert mert["trust_remote_code"] is False and mert["loader"] == LOADER
+    assert mert["class"] == "HubertModel" and mert["hidden_states_from"] == "output_hidden_states"
+    assert mert["revision"] == card.encoders[0].revision
+    assert prov["encoders"]["wav2vec2"]["loader"] == "AutoModel"
     assert len(detector.weights_sha256) == 64
 
 
+def opted_in() -> DetectorCard:
+    """The clam card with MERT's own code opted in (`trust_remote_code: true`)."""
+    card = cards()["clam"]
+    refs = tuple(replace(e, trust_remote_code=e.name == "mert") for e in card.encoders)
+    return replace(card, encoders=refs)
+
+
+def test_mert_needs_no_pinned_revision_without_remote_code(tmp_path: Path, encoders) -> None:
+    detector = load(cards()["clam"], weights_dir(tmp_path, encoders, pin_mert=False), LoadContext())
+    mert = detector.provenance["encoders"]["mert"]
+    assert mert["revision"] == "unverified" and mert["loader"] == LOADER
+
+
 def test_remote_code_needs_the_pinned_revision(tmp_path: Path, encoders) -> None:
+    folder = weights_dir(tmp_path, encoders, pin_mert=False, mert=encoders["mert"])
     with pytest.raises(Unavailable, match="not verifiably m-a-p/MERT-v1-95M@12af15fef9"):
-        load(cards()["clam"], weights_dir(tmp_path, encoders, pin_mert=False), LoadContext())
+        load(opted_in(), folder, LoadContext())
+
+
+def test_opted_in_remote_code_runs_at_the_pinned_revision(tmp_path: Path, encoders) -> None:
+    folder = weights_dir(tmp_path, encoders, pin_mert=True, mert=encoders["mert"])
+    detector = load(opted_in(), folder, LoadContext())
+    mert = detector.provenance["encoders"]["mert"]
+    assert mert["trust_remote_code"] is True and mert["loader"] == "AutoModel (remote code)"
+    assert (mert["class"], mert["hidden_states_from"]) == ("MertLikeModel", "layer hooks")
+    assert mert["conv_pos_batch_norm_set_false"] is True
+    assert all(0.0 <= p <= 1.0 for p in detector.score([tone(3.0, 6)]))
+
+
+def test_a_mert_checkpoint_that_does_not_fit_is_unavailable(tmp_path: Path, encoders) -> None:
+    broken = tmp_path / "mert-broken"
+    shutil.copytree(MERT, broken)
+    state = torch.load(broken / "pytorch_model.bin", weights_only=True)
+    del state["encoder.layer_norm.weight"]
+    torch.save(state, broken / "pytorch_model.bin")
+    folder = weights_dir(tmp_path, encoders, pin_mert=False, mert=broken)
+    with pytest.raises(Unavailable, match="clam: mert: .*missing encoder.layer_norm") as info:
+        load(cards()["clam"], folder, LoadContext())
+    assert "fetch model clam" in info.value.hint
 
 
 def test_cli_scores_a_file_with_a_weights_folder(
     tmp_path: Path, encoders, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
 ) -> None:
-    """`artifactbench score FILE --model clam --weights DIR` (head + mert/ + wav2vec2/), run in
-    this process because the MERT-like stand-in is registered with transformers only here."""
+    """`artifactbench score FILE --model clam --weights DIR` (head + mert/ + wav2vec2/), MERT
+    the fixture snapshot through HubertModel; in this process, to compare with a direct load."""
     from artifactbench.audio.decode import decode_audio
     from artifactbench.audio.encode import encode_audio
     from artifactbench.cli import main

@@ -15,7 +15,9 @@ import numpy as np
 import pytest
 from onnx import helper
 
+from artifactbench.assets import resolve_encoder
 from artifactbench.audio.encode import encode_audio
+from artifactbench.detectors.base import Unavailable
 from artifactbench.detectors.registry import cards
 from tests.conftest import RATE, music, python_cli, upstream_fixtures
 from tests.hub_server import LocalHub
@@ -237,6 +239,22 @@ def test_clam_encoders_come_at_their_pinned_commits(hub: LocalHub, tmp_path: Pat
         assert json.loads((folder / "config.json").read_text()) == {"model_type": "hubert"}
     record = record_of("clam", card.revision or "")
     assert set(record["encoders"]) == {"mert", "wav2vec2"}
+    mert = record["encoders"]["mert"]
+    assert mert["commit"] == encoders["m-a-p/MERT-v1-95M"]
+    served = hub.repos[("model", "m-a-p/MERT-v1-95M")].commits[mert["commit"]]
+    assert mert["files"] == {name: sha256(data) for name, data in served.items()}
+
+    details = cli("models", "--details", cwd=tmp_path)
+    line = f"encoder mert: m-a-p/MERT-v1-95M@{mert['commit']} (commit pinned by the card)"
+    assert f"{line}; 3 files, sha256 recorded at first fetch; runs no code" in details.stdout
+
+    # A changed encoder file is refused at load against the first fetch's record.
+    weights = Path(mert["path"]) / "pytorch_model.bin"
+    weights.write_bytes(b"other weights")
+    with pytest.raises(Unavailable) as refused:
+        resolve_encoder(card, "mert")
+    assert sha256(b"other weights") in str(refused.value)
+    assert mert["files"]["pytorch_model.bin"] in str(refused.value)
 
     hub.repos[("model", "m-a-p/MERT-v1-95M")].commits.pop(encoders["m-a-p/MERT-v1-95M"])
     for folder in (cache() / "models" / "encoders").iterdir():

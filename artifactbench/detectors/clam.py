@@ -18,16 +18,19 @@ view is the whole protocol buffer and both streams are cut here: cropping at eac
 rate is what "centred 90 s per stream" means, and resampling the whole track avoids the filter
 edge effects that resampling an already cut 44.1 kHz excerpt would add at both ends.
 
-Encoders load through transformers from local snapshots only (never downloaded here). MERT needs
-`trust_remote_code`; it is granted only to a snapshot whose revision is verified to be the card's
-pin. Tested with transformers 5.24 and torch 2.13, MERT's two quirks reproduced by a stand-in
-model in the tests. Those quirks: transformers 4.48 reads `config.conv_pos_batch_norm` unguarded
-and MERT's config lacks it (AttributeError, transformers issue #35656); MERT-v1 was written on
-HuBERT before that option existed (it defaults to False), so its positional convolution is the
-weight-normed one: the attribute is set to False and the model built again. From transformers
-5, HuBERT's encoder no longer returns hidden states (a decorator on `HubertModel.forward` collects
-them) and MERT's own forward bypasses it, so `hidden_states` comes back None; the same 13 tensors
-are then taken with forward hooks on the encoder layers. Encoders run in float16 on CUDA and
+Encoders load from local snapshots only (never downloaded here) and run no code from them. MERT
+(model_type `mert_model`) is built as transformers' own `HubertModel` from its config.json and
+weights (`artifactbench.detectors.mert`: MERT-v1-95M is HuBERT with MERT's feature projection,
+proven equal to MERT's published code on the `mert-v1-95m-random` fixture); wav2vec2 through
+`AutoModel`. Both give their hidden states from the model's own `output_hidden_states`, on
+transformers 4 and 5. MERT's own code (`trust_remote_code`) runs only where a card opts in, and
+then only for a snapshot whose revision is verified to be the card's pin; that path keeps two
+workarounds, tested with a stand-in model: transformers 4.48 reads `config.conv_pos_batch_norm`
+unguarded and MERT's config may lack it (AttributeError, transformers issue #35656), so the
+attribute is set to False (MERT-v1's positional convolution is the weight-normed one) and the
+model built again; from transformers 5 MERT's own forward bypasses the decorator on
+`HubertModel.forward` that collects hidden states, so they are taken with forward hooks on the
+encoder layers. The provenance records which loader ran. Encoders run in float16 on CUDA and
 float32 on CPU; the time mean and the head are float32.
 """
 
@@ -55,6 +58,7 @@ from artifactbench.detectors.base import (
     Unavailable,
 )
 from artifactbench.detectors.devices import module_device
+from artifactbench.detectors.mert import LOADER, MertCheckpointError, is_mert, load_mert
 
 EXCERPT_SECONDS = 90.0
 STREAMS = ("mert", "wav2vec2")  # card encoder names, in the head's order (conv1 / conv2)
@@ -225,10 +229,14 @@ class Stream:
     dtype: torch.dtype
     hooks: bool = False
 
-    @torch.inference_mode()
     def features(self, views: list[np.ndarray]) -> torch.Tensor:
-        """[batch, states, width] float32: each hidden state averaged over time."""
-        cut = [detector_view(v, self.view) for v in views]
+        """[batch, states, width] float32 from protocol buffers: each stream's own excerpt."""
+        return self.encode([detector_view(v, self.view) for v in views])
+
+    @torch.inference_mode()
+    def encode(self, cut: list[np.ndarray]) -> torch.Tensor:
+        """[batch, states, width] float32 from excerpts at the extractor's rate: each hidden
+        state averaged over time."""
         inputs = self.extractor(cut, sampling_rate=self.view.rate, return_tensors="pt")
         values = inputs["input_values"].to(self.device, self.dtype)
         states = hidden_states(self.model, values, self.hooks)
@@ -242,18 +250,27 @@ def load_stream(
     trust_remote_code: bool = False,
     seconds: float = EXCERPT_SECONDS,
 ) -> tuple[Stream, dict[str, Any]]:
-    """An encoder from a local snapshot, probed once to learn where its hidden states come from."""
+    """An encoder from a local snapshot, probed once to learn where its hidden states come from.
+
+    A MERT snapshot becomes a `HubertModel` unless `trust_remote_code` opts in to its own code;
+    any other goes through `AutoModel` (with the snapshot's code only under that opt-in)."""
     from transformers import AutoConfig, AutoFeatureExtractor, AutoModel
 
     device = torch.device(device)
     dtype = torch.float16 if device.type == "cuda" else torch.float32
-    common = {"trust_remote_code": trust_remote_code, "local_files_only": True}
-    config = AutoConfig.from_pretrained(folder, **common)
-    model, patched = build_with_conv_pos_fallback(
-        lambda c: AutoModel.from_pretrained(folder, config=c, **common), config
-    )
+    patched = False
+    if not trust_remote_code and is_mert(folder):
+        model, extractor = load_mert(folder)
+        loader = LOADER
+    else:
+        common = {"trust_remote_code": trust_remote_code, "local_files_only": True}
+        config = AutoConfig.from_pretrained(folder, **common)
+        model, patched = build_with_conv_pos_fallback(
+            lambda c: AutoModel.from_pretrained(folder, config=c, **common), config
+        )
+        extractor = AutoFeatureExtractor.from_pretrained(folder, local_files_only=True)
+        loader = "AutoModel (remote code)" if trust_remote_code else "AutoModel"
     model = model.to(device=device, dtype=dtype).eval()
-    extractor = AutoFeatureExtractor.from_pretrained(folder, local_files_only=True)
     rate = int(extractor.sampling_rate)
     view = ViewSpec(rate=rate, seconds=seconds, crop="center", pad=True)
     stream = Stream(name, model, extractor, view, device, dtype)
@@ -271,6 +288,7 @@ def load_stream(
             states = hidden_states(model, probe, hooks=True)
     record = {
         "path": str(folder),
+        "loader": loader,
         "class": type(model).__name__,
         "rate": rate,
         "do_normalize": bool(getattr(extractor, "do_normalize", False)),
@@ -394,7 +412,10 @@ def load(card: DetectorCard, weights: Path | None, context: LoadContext) -> CLAM
     streams, records = [], {}
     for name in STREAMS:
         ref, folder, revision = verified[name]
-        stream, record = load_stream(name, folder, context.device, ref.trust_remote_code)
+        try:
+            stream, record = load_stream(name, folder, context.device, ref.trust_remote_code)
+        except MertCheckpointError as exc:
+            raise Unavailable(f"{card.id}: {name}: {exc}", fetch_command(card)) from exc
         streams.append(stream)
         records[name] = {"repo": ref.repo, "revision": revision or "unverified", **record}
     dims = {

@@ -69,6 +69,20 @@ def card_details(card: DetectorCard) -> list[str]:
         f"threshold {card.threshold}",
         f"trained on: {trained_on_text(card)}",
     ]
+    fetched = record.get("encoders")
+    for encoder in card.encoders:
+        entry = fetched.get(encoder.name) if isinstance(fetched, dict) else None
+        files = entry.get("files") if isinstance(entry, dict) else None
+        pins = (
+            f"{len(files)} files, sha256 recorded at first fetch"
+            if isinstance(files, dict)
+            else "not pinned yet: the first fetch records each file's sha256"
+        )
+        code = "its own code (trust_remote_code)" if encoder.trust_remote_code else "no code"
+        lines.append(
+            f"encoder {encoder.name}: {encoder.repo}@{encoder.revision} (commit pinned by the "
+            f"card); {pins}; runs {code} from the snapshot"
+        )
     if card.fits_on_bench:
         fits = cached_fits(card)
         if not fits:
