@@ -170,3 +170,24 @@ def test_offline_refuses_the_hub_stream_in_one_line(tmp_path: Path) -> None:
     assert done.returncode != 0
     (line,) = done.stderr.strip().splitlines()
     assert "HF_HUB_OFFLINE" in line and "artifactbench fetch bench artifactbench" in line
+
+
+@pytest.mark.slow
+def test_local_shards_streamed_on_ray_equal_the_local_engine(tmp_path: Path) -> None:
+    pytest.importorskip("ray")
+    from artifactbench.detectors.registry import resolve_models
+    from artifactbench.runner import RunOptions, run
+
+    shards(tmp_path / "copy")
+    bench = stream_local(tmp_path / "copy")
+    cards = resolve_models("counting")
+    columns = ["track_id", "prob", "status", "stage"]
+    results = {}
+    for engine in ("local", "ray"):
+        options = RunOptions(out=tmp_path / engine, workers=1, batch_size=2, engine=engine,
+                             split="all")  # fmt: skip
+        done = run(bench, cards, options)
+        results[engine] = pd.read_parquet(done.run_dir / "predictions.parquet")[columns]
+    pd.testing.assert_frame_equal(results["local"], results["ray"], check_exact=True)
+    stages = dict(zip(results["ray"].track_id, results["ray"].stage, strict=True))
+    assert stages["t3"] == "resolve" and (results["ray"].status != "failed").sum() == 6
