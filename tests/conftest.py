@@ -11,6 +11,7 @@ import pytest
 
 from artifactbench.audio.encode import encode_audio
 from artifactbench.benches.base import Bench, SubsetInfo, Track
+from tests.hub_server import hub  # noqa: F401 - the `hub` fixture, for every test module
 
 PLUGINS = Path(__file__).parent / "plugins"
 RATE = 44100

@@ -16,9 +16,13 @@ import hashlib
 import json
 import re
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
+
+import pytest
 
 LFS_SUFFIXES = (".bin", ".onnx", ".data", ".safetensors", ".parquet", ".pth", ".npy")
 LFS_MIN_BYTES = 10_000
@@ -367,3 +371,15 @@ def _tree(files: dict[str, bytes], folder: str, recursive: bool) -> list[dict] |
             paths.add(prefix + "/".join(parts[:i]))
     entries = [_entry_for(files, p) for p in sorted(paths)]
     return [e for e in entries if e is not None]
+
+
+@pytest.fixture
+def hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[LocalHub]:
+    """A running LocalHub that every Hugging Face client in this test and its subprocesses
+    talks to (`HF_ENDPOINT`), online, with a Hugging Face home of its own."""
+    for offline in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE"):
+        monkeypatch.delenv(offline, raising=False)
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))
+    with LocalHub() as served:
+        monkeypatch.setenv("HF_ENDPOINT", served.endpoint)
+        yield served

@@ -36,16 +36,6 @@ def cli(*args: str, cwd: Path, **env: str) -> subprocess.CompletedProcess:
     )  # fmt: skip
 
 
-@pytest.fixture
-def hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
-    monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
-    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))
-    with LocalHub() as served:
-        monkeypatch.setenv("HF_ENDPOINT", served.endpoint)
-        yield served
-
-
 def cache() -> Path:
     return Path(os.environ["ARTIFACTBENCH_CACHE"])
 

@@ -79,16 +79,16 @@ def test_full_alpha_120s_architecture_matches_published_keys_and_shapes() -> Non
 @pytest.mark.parametrize(
     ("edit", "message"),
     [
-        (lambda sd: sd.pop("classifier.bias"), "missing: classifier.bias"),
+        (lambda sd: sd.pop("classifier.bias"), "missing classifier.bias"),
         (
             lambda sd: sd.__setitem__("encoder.head.weight", torch.zeros(1)),
-            "unexpected: encoder.head.weight",
+            "unexpected encoder.head.weight",
         ),
         (
             lambda sd: sd.__setitem__(
                 "encoder.st_tokenizer.temporal_tokenizer.pos_encoder.pe", torch.zeros(1, 41, 64)
             ),
-            r"shape: encoder.st_tokenizer.temporal_tokenizer.pos_encoder.pe is \(1, 41, 64\)",
+            r"encoder.st_tokenizer.temporal_tokenizer.pos_encoder.pe: shape \[1, 41, 64\]",
         ),
     ],
 )
@@ -161,7 +161,7 @@ def test_load_reports_a_broken_checkpoint_as_unavailable(tmp_path: Path) -> None
     torch.save(state, tmp_path / "pytorch_model.bin")
     (tmp_path / "config.json").write_text((TINY / "config.json").read_text())
     card = cards()["spectttra-alpha-5s"]
-    with pytest.raises(Unavailable, match="missing: classifier.weight"):
+    with pytest.raises(Unavailable, match="missing classifier.weight"):
         backend(card).load(card, tmp_path, LoadContext(device="cpu"))
     torch.save({"state": torch.nn.Linear(1, 1)}, tmp_path / "pytorch_model.bin")
     with pytest.raises(Unavailable, match="cannot load"):

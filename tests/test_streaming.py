@@ -75,16 +75,6 @@ def describe_local(root: Path) -> dict:
     return {"fingerprint": bench.fingerprint, "source": bench.source, "rows": rows}
 
 
-@pytest.fixture
-def hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
-    monkeypatch.delenv("HF_DATASETS_OFFLINE", raising=False)
-    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))
-    with LocalHub() as served:
-        monkeypatch.setenv("HF_ENDPOINT", served.endpoint)
-        yield served
-
-
 def test_hub_stream_and_local_shards_give_the_same_tracks_bytes_and_fingerprint(
     hub: LocalHub, tmp_path: Path
 ) -> None:

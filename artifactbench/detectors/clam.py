@@ -57,6 +57,7 @@ from artifactbench.detectors.base import (
     Scored,
     Unavailable,
 )
+from artifactbench.detectors.checkpoints import state_dict_problems
 from artifactbench.detectors.devices import module_device
 from artifactbench.detectors.mert import LOADER, MertCheckpointError, is_mert, load_mert
 
@@ -153,13 +154,7 @@ def check_state_dict(
     state: dict[str, torch.Tensor], expected: dict[str, torch.Tensor]
 ) -> dict[str, torch.Tensor]:
     """`state` unchanged if its keys and shapes are exactly `expected`'s, else every difference."""
-    problems = [f"missing {k}" for k in expected if k not in state]
-    problems += [f"unexpected {k}" for k in state if k not in expected]
-    problems += [
-        f"{k}: shape {list(state[k].shape)} in the checkpoint, {list(v.shape)} in the model"
-        for k, v in expected.items()
-        if k in state and state[k].shape != v.shape
-    ]
+    problems = state_dict_problems(state, expected)
     if problems:
         raise CheckpointError("CLAM head checkpoint does not match: " + "; ".join(problems))
     return state

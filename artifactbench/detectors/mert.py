@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 import torch
 
 from artifactbench.detectors.base import Unavailable
+from artifactbench.detectors.checkpoints import state_dict_problems
 
 LOADER = "HubertModel (no remote code)"
 MODEL_TYPE = "mert_model"
@@ -113,13 +114,7 @@ def load_state(model: torch.nn.Module, state: Mapping[str, torch.Tensor]) -> Non
     """`state` mapped and loaded strictly; every missing, unexpected or misshapen key named."""
     expected = model.state_dict()
     mapped = map_state(state, expected)
-    problems = [f"missing {k}" for k in expected if k not in mapped]
-    problems += [f"unexpected {k}" for k in mapped if k not in expected]
-    problems += [
-        f"{k}: shape {list(mapped[k].shape)} in the checkpoint, {list(v.shape)} in the model"
-        for k, v in expected.items()
-        if k in mapped and mapped[k].shape != v.shape
-    ]
+    problems = state_dict_problems(mapped, expected)
     if problems:
         found = "; ".join(problems)
         raise MertCheckpointError(f"MERT checkpoint does not fit HubertModel: {found}")

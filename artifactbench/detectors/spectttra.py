@@ -38,6 +38,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from artifactbench.detectors.base import DetectorCard, Identity, LoadContext, Unavailable
+from artifactbench.detectors.checkpoints import state_dict_problems
 from artifactbench.detectors.devices import module_device
 
 CONFIG_FILE = "config.json"
@@ -332,14 +333,7 @@ class SpecTTTra(nn.Module):
 
     def load_checkpoint(self, state: dict[str, torch.Tensor]) -> None:
         """Strict load; every missing, unexpected or mis-shaped key is named in one error."""
-        own = self.state_dict()
-        problems = [f"missing: {k} {tuple(v.shape)}" for k, v in own.items() if k not in state]
-        problems += [f"unexpected: {k}" for k in state if k not in own]
-        problems += [
-            f"shape: {k} is {tuple(state[k].shape)} in the checkpoint, {tuple(v.shape)} here"
-            for k, v in own.items()
-            if k in state and tuple(state[k].shape) != tuple(v.shape)
-        ]
+        problems = state_dict_problems(state, self.state_dict())
         if problems:
             name = self.config.experiment_name or "SpecTTTra"
             raise CheckpointMismatch(f"checkpoint does not fit {name}: " + "; ".join(problems))

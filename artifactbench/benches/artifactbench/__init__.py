@@ -40,7 +40,7 @@ from artifactbench.benches.artifactbench.common import (
     ORIGINS,
     Taxonomy,
     default_cache,
-    with_group,
+    shard_bench,
     with_split,
 )
 from artifactbench.benches.artifactbench.hub import (
@@ -147,28 +147,7 @@ def _shard_bench(
 ) -> Bench:
     taxonomy = Taxonomy()
     tracks = read_shard_dir(root, BENCH_NAME, {}, subset_of=taxonomy.subset_of)
-    read = len(tracks)
-    if split is not None:
-        if not any(k == "protocol_split" for t in tracks for k, _ in t.extra):
-            raise ValueError(
-                f"--protocol-split needs a v2 manifest or shards with a protocol_split column; "
-                f"{root} has none"
-            )
-        tracks = [t for t in tracks if dict(t.extra).get("protocol_split") == split]
-    tracks = [with_group(t) for t in tracks]
-    source = {
-        **provenance,
-        "license": LICENSE,
-        "protocol_split": split,
-        "rows_read": read,
-        "rows_filtered": read - len(tracks),
-        "rows_bound": len(tracks),
-        "rows_unbound": 0,
-        "unbound": {"count": 0, "first": []},
-    }
-    subsets = taxonomy.present(tracks)
-    source["extra_subsets"] = [s for s in subsets if s in taxonomy.extra]
-    return Bench(BENCH_NAME, with_split(fingerprint, split), subsets, tracks, source)
+    return shard_bench(tracks, taxonomy, split, fingerprint, provenance, str(root))
 
 
 def _shards_digest(root: Path, files: list[Path]) -> tuple[str, list[dict[str, Any]]]:

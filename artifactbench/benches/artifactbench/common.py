@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from artifactbench.benches import catalog
-from artifactbench.benches.base import Label, SubsetInfo, Track
+from artifactbench.benches.base import Bench, Label, SubsetInfo, Track
 from artifactbench.paths import cache_dir
 from artifactbench.util import write_atomic
 
@@ -77,3 +77,37 @@ class Taxonomy:
 def with_group(track: Track) -> Track:
     """The track with the paper's group of its subset in `extra` ("" outside the catalog)."""
     return replace(track, extra=(*track.extra, ("group", catalog.group_of(track.subset) or "")))
+
+
+def shard_bench(
+    tracks: list[Track],
+    taxonomy: Taxonomy,
+    split: str | None,
+    fingerprint: str,
+    provenance: dict[str, Any],
+    where: str,
+) -> Bench:
+    """The bench from every track of a set of shards (`where` names them in messages): the
+    `--protocol-split` filter, the groups, and the provenance with its row counts."""
+    read = len(tracks)
+    if split is not None:
+        if not any(k == "protocol_split" for t in tracks for k, _ in t.extra):
+            raise ValueError(
+                f"--protocol-split needs a v2 manifest or shards with a protocol_split column; "
+                f"{where} has none"
+            )
+        tracks = [t for t in tracks if dict(t.extra).get("protocol_split") == split]
+    tracks = [with_group(t) for t in tracks]
+    source = {
+        **provenance,
+        "license": LICENSE,
+        "protocol_split": split,
+        "rows_read": read,
+        "rows_filtered": read - len(tracks),
+        "rows_bound": len(tracks),
+        "rows_unbound": 0,
+        "unbound": {"count": 0, "first": []},
+    }
+    subsets = taxonomy.present(tracks)
+    source["extra_subsets"] = [s for s in subsets if s in taxonomy.extra]
+    return Bench(BENCH_NAME, with_split(fingerprint, split), subsets, tracks, source)

@@ -16,13 +16,7 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
-from artifactbench.benches.artifactbench.common import (
-    BENCH_NAME,
-    LICENSE,
-    Taxonomy,
-    with_group,
-    with_split,
-)
+from artifactbench.benches.artifactbench.common import BENCH_NAME, Taxonomy, shard_bench
 from artifactbench.benches.artifactbench.hub import DEFAULT_REVISION, REPO_ID
 from artifactbench.benches.base import Bench
 from artifactbench.benches.catalog import PROTOCOL_SPLITS
@@ -124,24 +118,7 @@ def streamed_bench(
         tracks += tracks_from_rows(columns, places, BENCH_NAME, taxonomy.subset_of, seen)
         listing.update(f"{name}\t{shard.size}\t{shard.sha256}\n".encode())
         entries.append({"name": name, "size": shard.size, "sha256": shard.sha256, "rows": count})
-    read = len(tracks)
-    if split is not None:
-        if not any(k == "protocol_split" for t in tracks for k, _ in t.extra):
-            raise ValueError("--protocol-split needs shards with a protocol_split column")
-        tracks = [t for t in tracks if dict(t.extra).get("protocol_split") == split]
-    tracks = [with_group(t) for t in tracks]
-    source = {
-        **provenance,
-        "shards": entries,
-        "license": LICENSE,
-        "protocol_split": split,
-        "rows_read": read,
-        "rows_filtered": read - len(tracks),
-        "rows_bound": len(tracks),
-        "rows_unbound": 0,
-        "unbound": {"count": 0, "first": []},
-    }
-    subsets = taxonomy.present(tracks)
-    source["extra_subsets"] = [s for s in subsets if s in taxonomy.extra]
-    fingerprint = with_split(f"parquet-sha256:{listing.hexdigest()}", split)
-    return Bench(BENCH_NAME, fingerprint, subsets, tracks, source)
+    provenance = {**provenance, "shards": entries}
+    fingerprint = f"parquet-sha256:{listing.hexdigest()}"
+    where = "the streamed shards"
+    return shard_bench(tracks, taxonomy, split, fingerprint, provenance, where)
