@@ -181,3 +181,18 @@ def test_local_shards_streamed_on_ray_equal_the_local_engine(tmp_path: Path) -> 
     pd.testing.assert_frame_equal(results["local"], results["ray"], check_exact=True)
     stages = dict(zip(results["ray"].track_id, results["ray"].stage, strict=True))
     assert stages["t3"] == "resolve" and (results["ray"].status != "failed").sum() == 6
+
+
+def test_an_unreachable_hub_stops_the_stream_in_one_line(tmp_path: Path) -> None:
+    from tests.test_fetch_pins import closed_port
+
+    endpoint = f"http://127.0.0.1:{closed_port()}"
+    done = subprocess.run(
+        [*python_cli(), "run", "--bench", "artifactbench:hub", "--models", "counting"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=120,
+        env={**os.environ, "HF_ENDPOINT": endpoint, "HF_HUB_OFFLINE": "0"},
+    )  # fmt: skip
+    assert done.returncode != 0
+    (line,) = done.stderr.strip().splitlines()
+    assert line.startswith("error: cannot stream intrect/artifactbench@main: ConnectError")
+    assert "hub must be reachable" in line and "artifactbench fetch bench artifactbench" in line
