@@ -44,12 +44,13 @@ from artifactbench.benches.streamed import Delivery
 bench = open_bench(sys.argv[1], BenchOptions(revision=sys.argv[2]))
 skip = int(sys.argv[3])
 rows = []
-for i, t in Delivery()(list(enumerate(bench.tracks))[skip:]):
-    try:
-        digest = hashlib.sha256(t.read_bytes()).hexdigest()
-    except Exception as exc:
-        digest = f"{type(exc).__name__}: {exc}"
-    rows.append([t.track_id, t.subset, t.label, t.locator(), digest])
+with Delivery() as deliver:
+    for i, t in deliver(list(enumerate(bench.tracks))[skip:]):
+        try:
+            digest = hashlib.sha256(t.read_bytes()).hexdigest()
+        except Exception as exc:
+            digest = f"{type(exc).__name__}: {exc}"
+        rows.append([t.track_id, t.subset, t.label, t.locator(), digest])
 print(json.dumps({"fingerprint": bench.fingerprint, "source": bench.source, "rows": rows}))
 """
 
@@ -66,7 +67,9 @@ def describe_hub(revision: str, skip: int = 0) -> dict:
 def describe_local(root: Path) -> dict:
     bench = stream_local(root)
     rows = []
-    for _, t in Delivery()(list(enumerate(bench.tracks))):
+    with Delivery() as deliver:
+        delivered = deliver(list(enumerate(bench.tracks)))
+    for _, t in delivered:
         try:
             digest = hashlib.sha256(t.read_bytes()).hexdigest()
         except Exception as exc:  # noqa: BLE001 - the failure is what is compared
@@ -196,3 +199,16 @@ def test_an_unreachable_hub_stops_the_stream_in_one_line(tmp_path: Path) -> None
     (line,) = done.stderr.strip().splitlines()
     assert line.startswith("error: cannot stream intrect/artifactbench@main: ConnectError")
     assert "hub must be reachable" in line and "artifactbench fetch bench artifactbench" in line
+
+
+def test_a_path_after_artifactbench_is_a_path_and_hub_the_stream(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from artifactbench.benches import UnknownBench, open_bench
+    from artifactbench.errors import FetchError
+
+    with pytest.raises(UnknownBench, match="ArtifactBench path not found"):
+        open_bench(f"artifactbench:{tmp_path / 'nowhere'}")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(FetchError, match="HF_HUB_OFFLINE is set"):
+        open_bench("artifactbench:hub")

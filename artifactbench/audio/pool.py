@@ -166,7 +166,21 @@ def decode_stream(
 
     Each track is decoded once and every transform chain in `chains` applied to that buffer."""
     limits = limits or DecodeLimits()
-    deliver = Delivery()  # streamed tracks get their bytes here, in order, as they are handed out
+    with Delivery() as deliver:  # streamed tracks get their bytes here, in order, as handed out
+        yield from _decode_all(tracks, specs, workers, limits, chunk, chains, seed, deliver)
+
+
+def _decode_all(
+    tracks: Sequence[tuple[int, Track]],
+    specs: Sequence[ViewSpec],
+    workers: int,
+    limits: DecodeLimits,
+    chunk: int,
+    chains: Sequence[Sequence[Transform]],
+    seed: int,
+    deliver: Delivery,
+) -> Iterator[Decoded]:
+    """`decode_stream`'s work, with streamed tracks' bytes attached by `deliver`."""
     if workers <= 0:
         for index, track in tracks:
             ((_, track),) = deliver([(index, track)])

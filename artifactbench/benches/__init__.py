@@ -181,7 +181,8 @@ def _source_for(name: str, arg: str) -> BenchSource | None:
         return BENCH_SOURCES[f"{name}:{arg}"]
     for choice, source in BENCH_SOURCES.items():
         base, _, placeholder = choice.partition(":")
-        if base == name and bool(placeholder) == bool(arg):
+        literal = bool(placeholder) and not placeholder.isupper()  # matched exactly, above
+        if base == name and not literal and bool(placeholder) == bool(arg):
             return source
     return None
 

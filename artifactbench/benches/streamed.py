@@ -100,12 +100,28 @@ class Delivery:
     def __call__(self, items: Sequence[tuple[int, Track]]) -> list[tuple[int, Track]]:
         return [(i, self._attach(t)) for i, t in items]
 
+    def close(self) -> None:
+        """End the open shard stream: its reader threads stop now, not at interpreter exit
+        (where an unfinished Arrow reader can abort the process)."""
+        rows, self._rows = self._rows, None
+        if rows is not None:
+            close = getattr(rows, "close", None)
+            if close is not None:
+                close()
+
+    def __enter__(self) -> Delivery:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     def _attach(self, track: Track) -> Track:
         ref = track.stream
         if ref is None or track.data is not None:
             return track
         try:
             if self._rows is None or self._shard != ref.shard or self._at > ref.row:
+                self.close()
                 self._shard, self._rows, self._at = ref.shard, ref.shard.audio(), 0
             while self._at < ref.row:
                 next(self._rows)
@@ -113,10 +129,10 @@ class Delivery:
             blob = next(self._rows)
             self._at += 1
         except StopIteration:
-            self._rows = None
+            self.close()
             return _failed(track, f"{ref.shard.name()} has no row {ref.row}")
         except Exception as exc:  # noqa: BLE001 - any failure of the stream fails this track only
-            self._rows = None  # a broken stream is reopened for the next track
+            self.close()  # a broken stream is reopened for the next track
             reason = " ".join(f"{type(exc).__name__}: {exc}".split())[:300]
             return _failed(track, f"cannot stream {ref.shard.name()} row {ref.row}: {reason}")
         if not isinstance(blob, bytes) or not blob:

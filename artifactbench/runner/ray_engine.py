@@ -415,6 +415,8 @@ def score_tracks(
     except ray.exceptions.RayError as exc:
         raise EngineFailure(f"the Ray engine stopped: {_first_line(exc)}") from exc
     finally:
+        if engine is not None:
+            engine.deliver.close()
         if engine is not None and not started_here:
             engine.stop()
         if started_here:
