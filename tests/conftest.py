@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from platformdirs import user_cache_dir
 
 from artifactbench.audio.encode import encode_audio
 from artifactbench.benches.base import Bench, SubsetInfo, Track
@@ -106,3 +107,22 @@ def file_bench(tmp_path: Path) -> Bench:
 
 def python_cli() -> list[str]:
     return [sys.executable, "-m", "artifactbench"]
+
+
+# The cache the default demo bench is generated into and reused from, read before any test
+# changes ARTIFACTBENCH_CACHE.
+USER_CACHE = Path(os.environ.get("ARTIFACTBENCH_CACHE") or user_cache_dir("artifactbench"))
+
+
+def link_default_demo_bench(cache: Path) -> None:
+    """The default demo bench, generated once into the user's cache (minutes, on first use) and
+    linked into `cache`, so tests that run the README's commands on it do not each regenerate
+    it; its generation is tested on its own (tests/test_demo_bench.py)."""
+    from artifactbench.benches.demo import default_root, load_demo_bench
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("ARTIFACTBENCH_CACHE", str(USER_CACHE))
+        mp.setenv("ARTIFACTBENCH_CARDS", "")
+        load_demo_bench()
+        root = default_root()
+    (cache / root.name).symlink_to(root, target_is_directory=True)

@@ -16,19 +16,16 @@ Regenerate the references after an intended change:
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pandas as pd
 import pytest
-from platformdirs import user_cache_dir
 
 from artifactbench.assets import data_folder
 from artifactbench.recipes import RECIPES, REFERENCE_FILES, RecipeResult, run_recipe
+from tests.conftest import link_default_demo_bench
 
 REFERENCE = data_folder("reports") / "demo"
-# The cache the demo bench is generated into and reused from, read before any test changes it.
-USER_CACHE = Path(os.environ.get("ARTIFACTBENCH_CACHE") or user_cache_dir("artifactbench"))
 
 
 @pytest.fixture(scope="module")
@@ -36,18 +33,13 @@ def fresh(tmp_path_factory: pytest.TempPathFactory) -> RecipeResult:
     """The demo recipe run afresh into a new directory with a new cache, but for the demo bench
     itself, taken from the user's cache (generated there on first use, which takes minutes):
     about 90 s on 2 cores once the bench is cached."""
-    from artifactbench.benches.demo import default_root, load_demo_bench
-
     tmp = tmp_path_factory.mktemp("demo-recipe")
     cache = tmp / "cache"
     cache.mkdir()
+    link_default_demo_bench(cache)
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("ARTIFACTBENCH_CACHE", str(USER_CACHE))
-        mp.setenv("ARTIFACTBENCH_CARDS", "")
-        load_demo_bench()
-        root = default_root()
         mp.setenv("ARTIFACTBENCH_CACHE", str(cache))
-        (cache / root.name).symlink_to(root, target_is_directory=True)
+        mp.setenv("ARTIFACTBENCH_CARDS", "")
         return run_recipe("demo", tmp / "out")
 
 
