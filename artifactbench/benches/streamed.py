@@ -2,13 +2,14 @@
 
 A shard is opened with `load_dataset(..., streaming=True)`, from a Hugging Face dataset at a
 commit or from local files (`load_dataset("parquet", data_files=...)`), through the same
-Parquet reader either way. The track list comes from one pass over the metadata columns only;
-the audio column stays encoded (`Audio(decode=False)`: decoding is ours) and reaches each
+Parquet reader either way. The track list comes from one pass that asks for the metadata
+columns only (the HTTP reads go in blocks, which may cover some audio); the audio column stays
+encoded (`Audio(decode=False)`: decoding is ours) and reaches each
 track in bench order (`Delivery`, called by the decode pool as it hands tracks to workers),
 one shard stream open at a time, so memory holds one row group of encoded audio, not the
-bench. A shard whose tracks the score store already answers is never opened: a resumed run
-streams only what is left. A track's locator is its shard's sha256 and row, the same on the
-hub and on a local copy of the same files.
+bench. A shard whose tracks the score store already answers is never streamed for its audio:
+a resumed run streams only what is left. A track's locator is its shard's sha256 and row, the
+same on the hub and on a local copy of the same files.
 """
 
 from __future__ import annotations
@@ -74,7 +75,7 @@ class StreamRef:
 
 
 def shard_metadata(shard: StreamShard) -> tuple[dict[str, list], int]:
-    """The shard's columns other than audio, as lists, and its row count (audio not read)."""
+    """The shard's columns other than audio, as lists, and its row count (audio not asked for)."""
     names = [c for c in shard.open().features if c != shard.audio_column]
     columns: dict[str, list] = {name: [] for name in names}
     count = 0
