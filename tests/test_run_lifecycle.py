@@ -223,7 +223,7 @@ def test_interrupt_is_one_line_exit_130_no_run_directory_and_resumes(
 ) -> None:
     bench = folder_bench(tmp_path / "bench", n=8, broken=False)
     log = tmp_path / "calls.log"
-    env = {**os.environ, "COUNTING_LOG": str(log), "COUNTING_SLEEP": "0.6"}
+    env = {**os.environ, "COUNTING_LOG": str(log), "COUNTING_SLEEP": "1.5"}
     args = ["run", "--bench", f"folder:{bench}", "--models", "counting", "--split", "all",
             "--batch-size", "2", "--workers", "1"]  # fmt: skip
     proc = subprocess.Popen([*python_cli(), *args], cwd=tmp_path, env=env, text=True,
