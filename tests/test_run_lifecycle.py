@@ -217,18 +217,24 @@ def test_run_in_a_log_prints_plain_progress_lines(tmp_path: Path) -> None:
 # Ctrl-C, SIGTERM and run directories that appear only complete
 
 
+def _sigint_default() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_interrupt_is_one_line_exit_130_no_run_directory_and_resumes(
     tmp_path: Path, sig: signal.Signals
 ) -> None:
     bench = folder_bench(tmp_path / "bench", n=8, broken=False)
     log = tmp_path / "calls.log"
-    env = {**os.environ, "COUNTING_LOG": str(log), "COUNTING_SLEEP": "1.5"}
+    env = {**os.environ, "COUNTING_LOG": str(log), "COUNTING_SLEEP": "0.6"}
     args = ["run", "--bench", f"folder:{bench}", "--models", "counting", "--split", "all",
             "--batch-size", "2", "--workers", "1"]  # fmt: skip
+    # As from a terminal: Ctrl-C not ignored, even when this test runs as a background job
+    # (whose shell makes SIGINT ignored, and children inherit that).
     proc = subprocess.Popen([*python_cli(), *args], cwd=tmp_path, env=env, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            start_new_session=True)  # fmt: skip
+                            start_new_session=True, preexec_fn=_sigint_default)  # fmt: skip
     deadline = time.time() + 120
     while time.time() < deadline and len(_lines(log)) < 4:
         time.sleep(0.05)
