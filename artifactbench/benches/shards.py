@@ -12,9 +12,8 @@ from typing import Any
 
 import pyarrow.parquet as pq
 
-from artifactbench.benches.base import LABELS, ShardRef, SubsetInfo, Track
+from artifactbench.benches.base import AUDIO_COLUMN, LABELS, ShardRef, SubsetInfo, Track
 
-AUDIO_COLUMN = "audio"
 REQUIRED_COLUMNS = ("track_id", "source", "label")
 # Columns that become Track fields; every other metadata column is kept in Track.extra.
 TRACK_COLUMNS = ("track_id", "source", "label", "generator", "bench_origin")

@@ -15,63 +15,11 @@ same on the hub and on a local copy of the same files.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any
+from dataclasses import replace
 
-if TYPE_CHECKING:
-    from artifactbench.benches.base import Track
+from artifactbench.benches.base import StreamRef, StreamShard, Track
 
-AUDIO_COLUMN = "audio"
-
-
-@dataclass(frozen=True)
-class StreamShard:
-    """One parquet file: in a hub dataset (`repo` at `revision`, a commit) or on disk (`path`
-    alone), with the sha256 and size that identify its bytes."""
-
-    path: str
-    sha256: str
-    size: int
-    repo: str | None = None
-    revision: str | None = None
-    audio_column: str = AUDIO_COLUMN
-
-    def name(self) -> str:
-        return f"{self.repo}@{(self.revision or '')[:12]}/{self.path}" if self.repo else self.path
-
-    def open(self, columns: list[str] | None = None) -> Any:
-        """The shard as a streaming `IterableDataset` (only `columns`, when given)."""
-        from datasets import load_dataset
-
-        options: dict[str, Any] = {"split": "train", "streaming": True}
-        if columns is not None:
-            options["columns"] = columns
-        if self.repo is None:
-            return load_dataset("parquet", data_files=[self.path], **options)
-        return load_dataset(self.repo, revision=self.revision, data_files=[self.path], **options)
-
-    def audio(self) -> Iterator[bytes | None]:
-        """Each row's encoded audio, in row order."""
-        from datasets import Audio
-
-        rows = self.open([self.audio_column])
-        if isinstance(rows.features.get(self.audio_column), Audio):
-            rows = rows.cast_column(self.audio_column, Audio(decode=False))
-        for row in rows:
-            value = row[self.audio_column]
-            yield value.get("bytes") if isinstance(value, dict) else value
-
-
-@dataclass(frozen=True)
-class StreamRef:
-    """Row `row` of `shard`; `error` says why its bytes could not be delivered."""
-
-    shard: StreamShard
-    row: int
-    error: str | None = None
-
-    def locator(self) -> str:
-        return f"parquet-sha256:{self.shard.sha256}#{self.row}"
+__all__ = ["Delivery", "StreamRef", "StreamShard", "shard_metadata"]
 
 
 def shard_metadata(shard: StreamShard) -> tuple[dict[str, list], int]:
